@@ -1,0 +1,5 @@
+import sys
+
+from defi1.cli import main
+
+sys.exit(main())

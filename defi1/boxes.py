@@ -1,0 +1,175 @@
+"""Box operations shared by every part of defi1: one IoU, one NMS, one letterbox.
+
+Formats (always stated by the callers' docstrings too):
+
+* ``xyxy``: ``[x_min, y_min, x_max, y_max]`` in pixels, ``x`` to the right, ``y`` down; a box covering pixel columns
+  6..293 of a 300-wide image has ``x_min = 6`` and ``x_max = 293`` (continuous coordinates, area ``(x_max - x_min) *
+  (y_max - y_min)``, as darknet, VOC-converted YOLO labels and pycocotools use).
+* ``cxcywh``: ``[center_x, center_y, width, height]``, in pixels or normalised to ``[0, 1]`` by the image size (the
+  YOLO label format).
+
+Arrays are NumPy, shape ``(num_boxes, 4)``, ``float``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LETTERBOX_FILL = 128  # darknet pads with 0.5 grey
+
+
+def xyxy_from_cxcywh(boxes) -> np.ndarray:
+    """``(N, 4)`` ``[cx, cy, w, h]`` to ``(N, 4)`` ``[x_min, y_min, x_max, y_max]`` (same units)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    half = boxes[:, 2:] / 2.0
+    return np.concatenate([boxes[:, :2] - half, boxes[:, :2] + half], axis=1)
+
+
+def cxcywh_from_xyxy(boxes) -> np.ndarray:
+    """``(N, 4)`` ``[x_min, y_min, x_max, y_max]`` to ``(N, 4)`` ``[cx, cy, w, h]`` (same units)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    size = boxes[:, 2:] - boxes[:, :2]
+    return np.concatenate([boxes[:, :2] + size / 2.0, size], axis=1)
+
+
+def box_area(boxes) -> np.ndarray:
+    """Areas of ``(N, 4)`` xyxy boxes, shape ``(N,)``; inverted boxes have area 0."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+
+
+def box_iou(boxes_a, boxes_b) -> np.ndarray:
+    """Pairwise intersection over union of xyxy boxes.
+
+    Args:
+        boxes_a: ``(N, 4)`` xyxy. boxes_b: ``(M, 4)`` xyxy (same units).
+    Returns:
+        ``(N, M)`` IoU in ``[0, 1]``; 0 where both boxes have zero area.
+    """
+    boxes_a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
+    boxes_b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
+    top_left = np.maximum(boxes_a[:, None, :2], boxes_b[None, :, :2])
+    bottom_right = np.minimum(boxes_a[:, None, 2:], boxes_b[None, :, 2:])
+    intersection = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
+    union = box_area(boxes_a)[:, None] + box_area(boxes_b)[None, :] - intersection
+    return np.where(union > 0, intersection / np.where(union > 0, union, 1.0), 0.0)
+
+
+def wh_iou(sizes_a, sizes_b) -> np.ndarray:
+    """IoU of boxes that share one centre (anchor matching, k-means): ``(N, 2)`` and ``(M, 2)`` ``[w, h]`` to ``(N, M)``."""
+    sizes_a = np.asarray(sizes_a, dtype=np.float64).reshape(-1, 2)
+    sizes_b = np.asarray(sizes_b, dtype=np.float64).reshape(-1, 2)
+    intersection = np.minimum(sizes_a[:, None, 0], sizes_b[None, :, 0]) * np.minimum(sizes_a[:, None, 1],
+                                                                                       sizes_b[None, :, 1])
+    union = (sizes_a[:, 0] * sizes_a[:, 1])[:, None] + (sizes_b[:, 0] * sizes_b[:, 1])[None, :] - intersection
+    return np.where(union > 0, intersection / np.where(union > 0, union, 1.0), 0.0)
+
+
+def clip_boxes(boxes, width, height) -> np.ndarray:
+    """Clip ``(N, 4)`` xyxy pixel boxes to an image of ``width`` × ``height``."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
+    boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width)
+    boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height)
+    return boxes
+
+
+def non_max_suppression(boxes, scores, iou_threshold=0.45, class_ids=None, max_detections=None) -> np.ndarray:
+    """Greedy non-maximum suppression, per class when ``class_ids`` is given.
+
+    Args:
+        boxes: ``(N, 4)`` xyxy. scores: ``(N,)``. class_ids: ``(N,)`` ints or ``None`` (class-agnostic).
+        iou_threshold: a box is dropped when its IoU with a kept, higher-scoring box of its class exceeds this.
+        max_detections: keep at most this many (highest scores first).
+    Returns:
+        indices of the kept boxes, ``(K,)`` int64, by decreasing score.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(boxes) == 0:
+        return np.zeros((0,), dtype=np.int64)
+    if class_ids is not None:
+        # Offsetting each class by more than the extent of all boxes makes boxes of different classes disjoint.
+        offset = (np.max(boxes) - np.min(boxes) + 1.0) * np.asarray(class_ids, dtype=np.float64).reshape(-1, 1)
+        boxes = boxes + offset
+    order = np.argsort(-scores, kind="stable")
+    boxes = boxes[order]
+    iou = box_iou(boxes, boxes)
+    suppressed = np.zeros(len(boxes), dtype=bool)
+    kept = []
+    for position in range(len(boxes)):
+        if suppressed[position]:
+            continue
+        kept.append(position)
+        if max_detections is not None and len(kept) >= max_detections:
+            break
+        suppressed |= iou[position] > iou_threshold
+    return order[np.asarray(kept, dtype=np.int64)]
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How an image was letterboxed: scaled by ``scale`` (same on both axes), then placed at ``(pad_x, pad_y)``.
+
+    ``resized_width = round(width * scale)``, ``resized_height = round(height * scale)``; the inverse maps network
+    pixels back with ``(x - pad_x) / scale``.
+    """
+
+    scale: float
+    pad_x: int
+    pad_y: int
+    resized_width: int
+    resized_height: int
+    target_width: int
+    target_height: int
+
+    def to_network(self, boxes) -> np.ndarray:
+        """``(N, 4)`` xyxy boxes in original-image pixels to network-input pixels."""
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        offset = np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y], dtype=np.float64)
+        return boxes * self.scale + offset
+
+    def to_image(self, boxes) -> np.ndarray:
+        """``(N, 4)`` xyxy boxes in network-input pixels to original-image pixels (exact inverse of :meth:`to_network`)."""
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        offset = np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y], dtype=np.float64)
+        return (boxes - offset) / self.scale
+
+
+def letterbox_geometry(width, height, target_width, target_height=None) -> Letterbox:
+    """The aspect-preserving fit of a ``width`` × ``height`` image into ``target_width`` × ``target_height``.
+
+    One rounding rule: resized sides are ``round(side * scale)`` (at least 1), padding is split with the extra pixel
+    on the right/bottom (``pad = (target - resized) // 2``).
+    """
+    target_height = target_width if target_height is None else target_height
+    if width <= 0 or height <= 0:
+        raise ValueError(f"cannot letterbox an image of size {width}x{height}")
+    scale = min(target_width / width, target_height / height)
+    resized_width = max(1, min(target_width, int(round(width * scale))))
+    resized_height = max(1, min(target_height, int(round(height * scale))))
+    return Letterbox(scale=scale, pad_x=(target_width - resized_width) // 2, pad_y=(target_height - resized_height) // 2,
+                     resized_width=resized_width, resized_height=resized_height, target_width=int(target_width),
+                     target_height=int(target_height))
+
+
+def letterbox_image(image, target_width, target_height=None, fill=LETTERBOX_FILL):
+    """Resize an ``(H, W, 3)`` ``uint8`` image into ``target_width`` × ``target_height`` keeping its aspect ratio,
+    padding with grey ``fill``. Returns ``(letterboxed (target_height, target_width, 3) uint8, Letterbox)``.
+    """
+    import cv2
+
+    image = np.asarray(image)
+    height, width = image.shape[:2]
+    geometry = letterbox_geometry(width, height, target_width, target_height)
+    if (geometry.resized_width, geometry.resized_height) == (width, height):
+        resized = image
+    else:
+        shrinking = geometry.resized_width < width
+        resized = cv2.resize(image, (geometry.resized_width, geometry.resized_height),
+                             interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    canvas = np.full((geometry.target_height, geometry.target_width, image.shape[2]), fill, dtype=image.dtype)
+    canvas[geometry.pad_y:geometry.pad_y + geometry.resized_height,
+           geometry.pad_x:geometry.pad_x + geometry.resized_width] = resized
+    return canvas, geometry
