@@ -87,7 +87,7 @@ def non_max_suppression(boxes, scores, iou_threshold=0.45, class_ids=None, max_d
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if len(boxes) == 0:
+    if len(boxes) == 0 or (max_detections is not None and max_detections <= 0):
         return np.zeros((0,), dtype=np.int64)
     if class_ids is not None:
         # Offsetting each class by more than the extent of all boxes makes boxes of different classes disjoint.

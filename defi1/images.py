@@ -54,6 +54,21 @@ def read_image(path) -> np.ndarray:
         raise ImageReadError(path, f"cannot decode image ({error.__class__.__name__}: {error})") from error
 
 
+def read_image_with_alpha(path) -> np.ndarray:
+    """Read an image file as RGBA ``uint8`` of shape ``(height, width, 4)`` (for object crops pasted with their
+    transparency). Images without alpha get an opaque alpha channel (255). Errors as :func:`read_image`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            return np.asarray(image.convert("RGBA"), dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ImageReadError(path, f"cannot decode image ({error.__class__.__name__}: {error})") from error
+
+
 def image_size(path) -> tuple[int, int]:
     """``(width, height)`` of an image file without decoding its pixels. Errors as :func:`read_image`."""
     path = Path(path)

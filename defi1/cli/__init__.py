@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("defi1: interrupted", file=sys.stderr)
         return 130
-    except (Defi1Error, FileNotFoundError, PermissionError, ValueError) as error:
+    except (Defi1Error, FileNotFoundError, FileExistsError, PermissionError, ValueError) as error:
         print(f"defi1: error: {error}", file=sys.stderr)
         return 1
     return 0 if code is None else int(code)

@@ -1,0 +1,70 @@
+"""``defi1 detect convert-darknet`` and ``defi1 detect export-darknet``: darknet weights in and out of Keras."""
+
+from __future__ import annotations
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "convert-darknet", help="Convert a darknet .cfg + .weights into a Keras .keras detector",
+        description="Build the network of a darknet cfg (YOLOv3 family), load its .weights exactly (a short, "
+                    "too long or mismatching file is an error) and save a .keras model that carries its anchors, "
+                    "masks, class names and input size.")
+    parser.add_argument("--cfg", required=True, help="darknet .cfg file (e.g. yolov3.cfg, yolov3-tiny.cfg)")
+    parser.add_argument("--weights", required=True, help="darknet .weights file")
+    parser.add_argument("--names", help="class names file, one a line (e.g. coco.names)")
+    parser.add_argument("--input-size", type=int, help="default input side stored in the model (multiple of 32; "
+                                                       "default: the cfg's width)")
+    parser.add_argument("--out", required=True, help="output .keras file")
+    parser.set_defaults(handler=convert_darknet)
+
+    parser = subparsers.add_parser(
+        "export-darknet", help="Write a Keras detector back as darknet .weights + .cfg",
+        description="Write a defi1 YOLO model (.keras) as a darknet .weights file and the .cfg beside it, "
+                    "readable by darknet and OpenCV's readNetFromDarknet.")
+    parser.add_argument("--model", required=True, help="defi1 YOLO model (.keras)")
+    parser.add_argument("--out", required=True, help="output .weights file")
+    parser.add_argument("--cfg", help="output .cfg file (default: beside --out with the suffix .cfg)")
+    parser.set_defaults(handler=export_darknet)
+
+
+def convert_darknet(arguments):
+    from defi1.files import atomic_save_model
+    from defi1.yolo.darknet import load_darknet
+    from defi1.yolo.layers import yolo_heads
+
+    _check_keras_suffix(arguments.out)
+    model = load_darknet(arguments.cfg, arguments.weights, class_names=arguments.names,
+                         input_size=arguments.input_size)
+    path = atomic_save_model(model, arguments.out)
+    heads = yolo_heads(model)
+    print(f"{path}: {model.name}, {model.count_params():,} parameters, {len(heads)} heads (strides "
+          f"{', '.join(str(head.stride) for head in heads)}), {heads[0].num_classes} classes, input "
+          f"{heads[0].input_size}x{heads[0].input_size}")
+
+
+def export_darknet(arguments):
+    import keras
+
+    import defi1  # noqa: F401  (registers the custom layers)
+    from defi1.yolo.darknet import save_darknet
+
+    model = _load_model(arguments.model, keras)
+    weights_path, cfg_path = save_darknet(model, arguments.out, arguments.cfg)
+    print(f"{weights_path}: darknet weights ({weights_path.stat().st_size:,} bytes)\n{cfg_path}: darknet cfg")
+
+
+def _load_model(path, keras):
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file not found")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"{path}: cannot load the Keras model ({error})") from error
+
+
+def _check_keras_suffix(path):
+    if not str(path).endswith(".keras"):
+        raise ValueError(f"{path}: the output model file must end with .keras")

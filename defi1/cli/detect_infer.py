@@ -1,0 +1,103 @@
+"""``defi1 detect predict`` and ``defi1 detect anchors``: parse arguments, call :mod:`defi1.yolo`, print."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers):
+    predict = subparsers.add_parser(
+        "predict", help="Detect objects in an image, a folder of images or a video",
+        description="Run a YOLO model on an image, a folder of images or a video. Writes annotated images (an "
+                    "annotated .mp4 for a video) and, with --save-txt, one labels/<name>.txt per image of "
+                    "'class cx cy w h confidence' lines normalised to the original image (the format "
+                    "'defi1 detect evaluate --pred' reads).")
+    model = predict.add_argument_group("model (a .keras file, or a darknet cfg + weights)")
+    model.add_argument("--model", help="trained .keras model")
+    model.add_argument("--cfg", help="darknet .cfg (with --weights; its masks are used, so give the cfg that "
+                                     "goes with the weights)")
+    model.add_argument("--weights", help="darknet .weights (with --cfg)")
+    model.add_argument("--names", help="class names file, one a line (with --cfg; e.g. coco.names)")
+    predict.add_argument("--source", required=True, help="image file, folder of images, or video file")
+    predict.add_argument("--conf", type=float, default=0.25, help="score threshold (objectness x class probability), "
+                                                                  "default 0.25")
+    predict.add_argument("--iou", type=float, default=0.45, help="per-class NMS IoU threshold, default 0.45")
+    predict.add_argument("--input-size", type=int, help="network input side, a multiple of 32 (default: the "
+                                                        "model's)")
+    predict.add_argument("--max-det", type=int, default=100, help="maximum detections per image, default 100")
+    predict.add_argument("--batch-size", type=int, default=8, help="images per forward pass, default 8")
+    predict.add_argument("--out", default="runs/predict", help="output folder, default runs/predict")
+    predict.add_argument("--save-txt", action="store_true", help="also write labels/<name>.txt prediction files")
+    predict.add_argument("--no-images", action="store_true", help="do not write annotated images/video")
+    predict.set_defaults(handler=run_predict)
+
+    anchors = subparsers.add_parser(
+        "anchors", help="Compute anchors for a dataset by k-means (distance 1 - IoU)",
+        description="k-means anchors of a YOLO-format dataset's boxes, scaled as the letterbox scales them to the "
+                    "network input. Prints them in darknet's 'anchors =' syntax with their mean IoU (and that of "
+                    "the COCO defaults for comparison). Seeded: the same data and seed give the same anchors.")
+    anchors.add_argument("--data", required=True, help="dataset YAML (train/val/test folders, names)")
+    anchors.add_argument("-k", "--num-anchors", type=int, default=9, help="number of anchors (9 YOLOv3, 6 tiny)")
+    anchors.add_argument("--input-size", type=int, default=416, help="network input side, default 416")
+    anchors.add_argument("--seed", type=int, default=0, help="random seed, default 0")
+    anchors.add_argument("--split", default="train", choices=("train", "val", "test", "all"),
+                         help="boxes of which split, default train")
+    anchors.set_defaults(handler=run_anchors)
+
+
+def _detector(arguments):
+    from defi1.yolo.detector import Detector
+
+    options = dict(conf_threshold=arguments.conf, iou_threshold=arguments.iou, max_detections=arguments.max_det,
+                   batch_size=arguments.batch_size)
+    if arguments.model and (arguments.cfg or arguments.weights):
+        raise ValueError("give either --model (a .keras file) or --cfg with --weights, not both")
+    if arguments.model:
+        if arguments.names:
+            raise ValueError("--names goes with --cfg/--weights; a .keras model carries its class names")
+        return Detector.from_keras(arguments.model, input_size=arguments.input_size, **options)
+    if arguments.cfg and arguments.weights:
+        return Detector.from_darknet(arguments.cfg, arguments.weights, arguments.names,
+                                     input_size=arguments.input_size, **options)
+    raise ValueError("no model: give --model MODEL.keras, or --cfg FILE.cfg --weights FILE.weights [--names FILE]")
+
+
+def run_predict(arguments: argparse.Namespace):
+    from defi1.yolo.detector import predict_source
+
+    detector = _detector(arguments)
+    report = predict_source(detector, arguments.source, arguments.out, save_txt=arguments.save_txt,
+                            save_images=not arguments.no_images, progress=True)
+    width, height = detector.input_size
+    print(f"{report['images']} image(s) at {width}x{height}, {report['detections']} detection(s) "
+          f"(conf {detector.conf_threshold}, iou {detector.iou_threshold})")
+    if report["outputs"]:
+        print(f"annotated output: {arguments.out}")
+    if report["labels_dir"] is not None:
+        print(f"prediction files: {report['labels_dir']}")
+    for path, reason in report["skipped"]:
+        print(f"skipped {path}: {reason}")
+    if report["skipped"]:
+        print(f"{len(report['skipped'])} file(s) skipped")
+    return 0
+
+
+def run_anchors(arguments: argparse.Namespace):
+    import numpy as np
+
+    from defi1.boxes import wh_iou
+    from defi1.yolo.anchors import (YOLOV3_ANCHORS, YOLOV3_TINY_ANCHORS, dataset_box_sizes, format_anchors,
+                                    kmeans_anchors)
+
+    sizes = dataset_box_sizes(arguments.data, input_size=arguments.input_size, split=arguments.split)
+    anchors, mean_iou = kmeans_anchors(sizes, arguments.num_anchors, seed=arguments.seed)
+    print(f"{len(sizes)} boxes ({arguments.split}) at input {arguments.input_size}, k = {arguments.num_anchors}, "
+          f"seed {arguments.seed}")
+    print(f"anchors = {format_anchors(anchors)}")
+    print(f"mean IoU: {mean_iou:.4f}")
+    # The COCO defaults, scaled from 416 to this input size, for comparison.
+    for name, defaults in (("yolov3", YOLOV3_ANCHORS), ("yolov3-tiny", YOLOV3_TINY_ANCHORS)):
+        scaled = defaults * arguments.input_size / 416.0
+        default_iou = float(np.mean(np.max(wh_iou(sizes, scaled), axis=1)))
+        print(f"mean IoU of the {name} COCO anchors: {default_iou:.4f}")
+    return 0

@@ -1,0 +1,115 @@
+"""``defi1 detect stream`` (real-time detection on a camera, video, stream or folder) and ``defi1 detect export``
+(ONNX or SavedModel). Parsing and printing only: the work is in :mod:`defi1.realtime`."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(subparsers):
+    stream = subparsers.add_parser(
+        "stream", help="real-time detection on a camera, video file, RTSP/HTTP stream or folder of images",
+        description="Detect objects frame by frame: a capture thread hands the newest frame to a pipeline "
+                    "(preprocess -> compiled model -> decode/draw). Cameras and streams drop stale frames; files are "
+                    "processed frame by frame unless --mode drop. Quit with q/Escape in the window or Ctrl-C "
+                    "(the recording is kept).")
+    stream.add_argument("--model", required=True, help="trained detector (.keras)")
+    stream.add_argument("--source", required=True,
+                        help="camera index (0, 1 ...), video file, stream URL (rtsp://, http://) or image folder")
+    stream.add_argument("--show", action="store_true", help="show the annotated frames in a window (needs an "
+                        "OpenCV build with GUI, not opencv-python-headless)")
+    stream.add_argument("--save", metavar="OUT.mp4", help="record the annotated frames (.mp4 or .avi)")
+    stream.add_argument("--conf", type=float, default=0.25, help="score threshold (default 0.25)")
+    stream.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
+    stream.add_argument("--input-size", type=int, default=None, help="network input side, a multiple of 32 "
+                        "(default: the model's)")
+    stream.add_argument("--max-frames", type=int, default=None, help="stop after this many processed frames")
+    stream.add_argument("--mode", choices=("drop", "every"), default=None,
+                        help="drop: real time, stale frames dropped (default for cameras and streams); "
+                             "every: every frame (default for files and folders)")
+    stream.add_argument("--engine", choices=("keras", "onnxruntime"), default="keras",
+                        help="run the network with the compiled Keras pass or ONNX Runtime (CPU)")
+    stream.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU; keras engine)")
+    stream.add_argument("--no-pipeline", action="store_true", help="run preprocess, model and drawing in one "
+                        "thread (for debugging)")
+    stream.add_argument("--reconnect", type=int, default=3, help="reconnect attempts when a camera or stream "
+                        "stops delivering frames (default 3)")
+    stream.add_argument("--json", metavar="OUT.json", help="write the figures (FPS, latency, dropped) as JSON")
+    stream.set_defaults(handler=run_stream_command)
+
+    export = subparsers.add_parser("export", help="export a detector to ONNX or a TensorFlow SavedModel",
+                                   description="Export with Keras 3 model.export and check that the exported "
+                                               "model's outputs agree with the Keras model.")
+    export.add_argument("--model", required=True, help="trained detector (.keras)")
+    export.add_argument("--format", choices=("onnx", "saved_model"), default="onnx")
+    export.add_argument("--out", default=None, help="output .onnx file or SavedModel folder (default: beside the "
+                        "model, model.onnx or model_saved_model/)")
+    export.add_argument("--check-size", type=int, default=None, help="input side used to compare the export with "
+                        "the Keras model (default: the model's input size)")
+    export.add_argument("--no-check", action="store_true", help="skip the comparison")
+    export.set_defaults(handler=run_export_command)
+
+
+def run_stream_command(arguments):
+    from tqdm import tqdm
+
+    from defi1.realtime.bench import make_detector
+    from defi1.realtime.sinks import VideoFileSink, WindowSink
+    from defi1.realtime.sources import open_source
+    from defi1.realtime.stream import run_stream
+
+    sinks = []
+    if arguments.show:
+        sinks.append(WindowSink(f"defi1 - {arguments.source}"))  # fails at once without a GUI
+    source = open_source(arguments.source, reconnect_attempts=arguments.reconnect)  # fails at once without a camera
+    try:
+        if arguments.save:  # checks the folder before the model is loaded
+            sinks.append(VideoFileSink(arguments.save, fps=source.fps or 30.0))
+        detector, forward = make_detector(arguments.model, input_size=arguments.input_size,
+                                          conf_threshold=arguments.conf, iou_threshold=arguments.iou,
+                                          engine=arguments.engine, mixed_precision=arguments.mixed_precision)
+    except BaseException:
+        source.close()
+        for sink in sinks:
+            sink.close()
+        raise
+    try:
+        with tqdm(total=arguments.max_frames, desc="frames", unit="frame") as progress:
+            stats = run_stream(source, detector, forward=forward, sinks=sinks, max_frames=arguments.max_frames,
+                               mode=arguments.mode, pipeline=not arguments.no_pipeline, progress=progress)
+    finally:
+        source.close()
+    summary = stats.summary()
+    print(f"{summary['frames_processed']} frames from {summary['source']} ({summary['mode']} mode): "
+          f"{summary['fps_end_to_end']:.1f} FPS end to end, model {summary['fps_model']:.1f} FPS, "
+          f"latency median {summary['latency_ms_median']:.0f} ms (p90 {summary['latency_ms_p90']:.0f}, "
+          f"p99 {summary['latency_ms_p99']:.0f}), dropped {summary['frames_dropped']}, "
+          f"reconnects {summary['reconnects']}; ended: {summary['end_reason']}")
+    if arguments.save:
+        print(f"recording: {arguments.save}")
+    if arguments.json:
+        from defi1.files import atomic_write_json
+
+        atomic_write_json(arguments.json, summary)
+    return 0
+
+
+def run_export_command(arguments):
+    from defi1.realtime.engines import OnnxRuntimeForward
+    from defi1.realtime.export import (compare_export, default_export_path, export_model, load_model,
+                                       saved_model_forward)
+    from defi1.yolo.layers import yolo_heads
+
+    model = load_model(arguments.model)
+    out = arguments.out or default_export_path(arguments.model, arguments.format)
+    path = export_model(model, out, format=arguments.format)
+    print(f"exported {arguments.model} -> {path} ({arguments.format})")
+    if not arguments.no_check:
+        size = arguments.check_size or yolo_heads(model)[0].input_size
+        forward = OnnxRuntimeForward(path) if arguments.format == "onnx" else saved_model_forward(path)
+        difference = compare_export(model, forward, input_size=size)
+        print(json.dumps({"max_abs_difference": difference, "check_input_size": size}))
+        if difference > 1e-3:
+            print(f"defi1: warning: the export differs from the Keras model by up to {difference:.3g}")
+            return 1
+    return 0

@@ -1,0 +1,122 @@
+"""Splitting a detection dataset (``images/`` + ``labels/``) into train, val and test, with its dataset YAML.
+
+``defi1 data split`` (Engineer A's command) calls :func:`split_detection_dataset` for a source folder holding
+``images/`` and ``labels/`` subfolders.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from defi1.detection.labels import (difficult_path, label_path_for, list_samples, load_dataset_yaml,
+                                    parse_label_file, write_dataset_yaml)
+from defi1.errors import DataError
+from defi1.files import ensure_output_dir
+
+
+def _source_names(source_dir: Path, max_class_id: int):
+    """Class names of a source dataset: its YAML, else labelImg's ``classes.txt`` (in ``labels/`` or the root),
+    else ``class0``, ``class1``... up to the largest class id found."""
+    yamls = sorted(list(source_dir.glob("*.yaml")) + list(source_dir.glob("*.yml")))
+    if len(yamls) == 1:
+        return load_dataset_yaml(yamls[0]).names
+    for candidate in (source_dir / "classes.txt", source_dir / "labels" / "classes.txt"):
+        if candidate.is_file():
+            return [line.strip() for line in candidate.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [f"class{index}" for index in range(max_class_id + 1)]
+
+
+def _split_sizes(total: int, val_size, test_size):
+    def count(size, name):
+        if isinstance(size, (int, np.integer)) and not isinstance(size, bool) and size >= 1:
+            return int(size)
+        if not 0 <= float(size) < 1:
+            raise ValueError(f"{name} must be a fraction in [0, 1) or a number of images, got {size}")
+        return int(round(float(size) * total))
+
+    val_count, test_count = count(val_size, "val_size"), count(test_size, "test_size")
+    if val_count + test_count >= total:
+        raise ValueError(f"{total} images cannot give {val_count} validation and {test_count} test images and "
+                         "still leave training images")
+    return val_count, test_count
+
+
+def split_detection_dataset(source_dir, out_dir, *, val_size=0.2, test_size=0.1, seed: int = 42, names=None,
+                            stratify: bool = True) -> Path:
+    """Copy a YOLO-format dataset into ``out_dir/images/{train,val,test}`` and ``out_dir/labels/...`` and write
+    ``out_dir/data.yaml``; return its path.
+
+    Args:
+        source_dir: a folder with ``images/`` (any nesting) and ``labels/`` in parallel (label files of the same
+            relative path, ``.txt``); images without label are kept as backgrounds.
+        val_size, test_size: fractions of the images (or numbers of images when integers >= 1); ``test_size=0``
+            gives no test split.
+        seed: the split is a function of the seed and the sorted file list.
+        names: class names (default: the source's YAML, its ``classes.txt``, else ``class0``...).
+        stratify: balance the splits on each image's most frequent class (backgrounds form their own group) when
+            every group has at least two images; otherwise a plain random split.
+    Relative paths under ``images/`` are kept, so files of the same name in different subfolders do not collide;
+    ``.difficult`` sidecars travel with their labels.
+    """
+    from sklearn.model_selection import train_test_split
+
+    source_dir = Path(source_dir)
+    if not (source_dir / "images").is_dir():
+        raise FileNotFoundError(f"{source_dir}: expected an images/ subfolder (and labels/ beside it)")
+    out_dir = Path(out_dir)
+    if out_dir.resolve() == source_dir.resolve():
+        raise ValueError(f"{out_dir}: the output folder must differ from the source folder")
+    if any((out_dir / kind).exists() for kind in ("images", "labels")):
+        raise FileExistsError(f"{out_dir}: already holds images/ or labels/ (choose an empty folder)")
+    samples = list_samples(source_dir / "images")
+    if len(samples) < 2:
+        raise DataError(f"{source_dir / 'images'}: {len(samples)} image(s) found, at least 2 are needed to split")
+    groups, max_class_id = [], -1
+    for sample in samples:
+        class_ids = parse_label_file(sample.label_path).class_ids if sample.label_path.is_file() else np.zeros(0, int)
+        if len(class_ids):
+            max_class_id = max(max_class_id, int(class_ids.max()))
+            groups.append(int(Counter(class_ids.tolist()).most_common(1)[0][0]))
+        else:
+            groups.append(-1)
+    names = list(names) if names is not None else _source_names(source_dir, max_class_id)
+    if max_class_id >= len(names):
+        raise DataError(f"{source_dir / 'labels'}: class id {max_class_id} found but only {len(names)} names")
+    val_count, test_count = _split_sizes(len(samples), val_size, test_size)
+    indices = np.arange(len(samples))
+    groups = np.asarray(groups)
+
+    def take(pool, count, salt):
+        if count == 0:
+            return pool, pool[:0]
+        labels = groups[pool]
+        usable = stratify and min(Counter(labels.tolist()).values()) >= 2 and count >= len(set(labels.tolist()))
+        usable = usable and len(pool) - count >= len(set(labels.tolist()))
+        rest, taken = train_test_split(pool, test_size=count, random_state=seed + salt,
+                                       stratify=labels if usable else None)
+        return np.sort(rest), np.sort(taken)
+
+    remaining, test_indices = take(indices, test_count, 0)
+    train_indices, val_indices = take(remaining, val_count, 1)
+    ensure_output_dir(out_dir)
+    assignments = (("train", train_indices), ("val", val_indices), ("test", test_indices))
+    for split, chosen in assignments:
+        for index in chosen:
+            sample = samples[index]
+            relative = sample.image_path.relative_to(source_dir / "images")
+            target = out_dir / "images" / split / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(sample.image_path, target)
+            if sample.label_path.is_file():
+                label_target = label_path_for(target)
+                label_target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(sample.label_path, label_target)
+                if difficult_path(sample.label_path).is_file():
+                    shutil.copy2(difficult_path(sample.label_path), difficult_path(label_target))
+    return write_dataset_yaml(out_dir / "data.yaml", names=names, train="images/train",
+                              val="images/val" if len(val_indices) else None,
+                              test="images/test" if len(test_indices) else None)

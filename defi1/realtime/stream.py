@@ -1,0 +1,335 @@
+"""Real-time detection on a stream of frames: :func:`run_stream`, the library behind ``defi1 detect stream``.
+
+The work is a pipeline of threads, so that reading, pre-processing, the model and drawing overlap and the
+end-to-end rate approaches the model's own::
+
+    capture thread ──▶ preprocess thread ──▶ model thread ──────▶ caller's thread
+    (newest frame,      (letterbox,            (one compiled call:   (postprocess: threshold + NMS,
+     stale ones          scale to [0, 1])       forward + decode,     draw boxes, FPS and latency,
+     dropped)                                   batch 1)              sinks, on_frame callback)
+
+The queues between stages hold one item, so at most a handful of frames are in flight and the latency stays
+bounded. Sinks and the ``on_frame`` callback run in the caller's thread: an exception there (``KeyboardInterrupt``
+included) stops the pipeline and propagates, after every sink has been closed (a recording keeps its frames).
+
+The detector is a :class:`defi1.yolo.detector.Detector`, split into its stages (:class:`DetectorStages`), or any
+object with ``detect(image) -> list[Detection]``, which then runs whole in the model thread.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from defi1.realtime.sources import CaptureThread, FrameSource, default_mode, open_source
+
+_END = object()
+
+
+@dataclass
+class StreamStats:
+    """What happened during :func:`run_stream`.
+
+    ``fps_end_to_end`` counts frames from the end of the first one to the end of the last one (the first frame
+    pays for compilation and is left out; it is reported as ``first_frame_ms``). ``latency_ms`` is capture to
+    drawn-and-written, per frame; ``model_ms`` the model call alone. ``fps_model`` is ``1000 / mean(model_ms)``.
+    """
+
+    source: str = ""
+    mode: str = ""
+    frames_captured: int = 0
+    frames_processed: int = 0
+    frames_dropped: int = 0
+    reconnects: int = 0
+    elapsed_s: float = 0.0
+    first_frame_ms: float = 0.0
+    end_reason: str = ""
+    latency_ms: list = field(default_factory=list)
+    model_ms: list = field(default_factory=list)
+
+    @property
+    def fps_end_to_end(self) -> float:
+        if self.frames_processed < 2 or self.elapsed_s <= 0:
+            return 0.0
+        return (self.frames_processed - 1) / self.elapsed_s
+
+    @property
+    def fps_model(self) -> float:
+        steady = self.model_ms[1:] or self.model_ms
+        return 1000.0 / float(np.mean(steady)) if steady else 0.0
+
+    def summary(self) -> dict:
+        """Plain numbers for reports and JSON: FPS, latency and model-time percentiles (ms), counts."""
+        figures = {"source": self.source, "mode": self.mode, "frames_processed": self.frames_processed,
+                   "frames_captured": self.frames_captured, "frames_dropped": self.frames_dropped,
+                   "reconnects": self.reconnects, "elapsed_s": round(self.elapsed_s, 4),
+                   "fps_end_to_end": self.fps_end_to_end, "fps_model": self.fps_model,
+                   "first_frame_ms": self.first_frame_ms, "end_reason": self.end_reason}
+        figures.update(latency_percentiles(self.latency_ms[1:] or self.latency_ms, prefix="latency_ms"))
+        figures.update(latency_percentiles(self.model_ms[1:] or self.model_ms, prefix="model_ms"))
+        return figures
+
+
+def latency_percentiles(values_ms, *, prefix: str) -> dict:
+    """``{prefix_median, prefix_p90, prefix_p99}`` of a list of milliseconds (zeros when empty)."""
+    values = np.asarray(values_ms, dtype=np.float64)
+    if values.size == 0:
+        return {f"{prefix}_median": 0.0, f"{prefix}_p90": 0.0, f"{prefix}_p99": 0.0}
+    median, p90, p99 = np.percentile(values, [50, 90, 99])
+    return {f"{prefix}_median": float(median), f"{prefix}_p90": float(p90), f"{prefix}_p99": float(p99)}
+
+
+class DetectorStages:
+    """The detector split in three callables for the pipeline: ``preprocess(image) -> prepared``,
+    ``infer(prepared) -> raw``, ``postprocess(raw, prepared) -> detection``.
+
+    A :class:`defi1.yolo.detector.Detector` is split into letterbox (``Detector.preprocess``), the network with
+    its decoding (``forward`` if given, e.g. an ONNX Runtime engine from :func:`defi1.realtime.engines.make_forward`,
+    else the detector's own compiled one; see :func:`defi1.yolo.detector.infer_decoded`: decoding compiled with the
+    network when the engine offers ``detect``, NumPy decoding of the raw heads otherwise) and thresholds + NMS
+    (``Detector.postprocess``). Any other object runs whole through ``detect`` in the model stage.
+    """
+
+    def __init__(self, detector, *, forward=None):
+        try:
+            from defi1.yolo.detector import Detector
+        except ModuleNotFoundError:
+            Detector = None
+        self.staged = Detector is not None and isinstance(detector, Detector)
+        if self.staged:
+            from defi1.yolo.detector import infer_decoded
+
+            forward = forward or detector_forward(detector)
+            self.forward = forward
+            self.preprocess = lambda image: detector.preprocess([image])  # (batch, letterboxes, image sizes)
+            self.infer = lambda prepared: infer_decoded(forward, prepared[0], detector.heads,
+                                                        input_size=detector.input_size)
+            self.postprocess = lambda decoded, prepared: detector.postprocess(decoded, *prepared[1:])[0]
+        elif forward is not None:
+            raise ValueError("an engine (forward=) can only be used with a defi1.yolo.detector.Detector")
+        else:
+            self.forward = None
+            self.preprocess = lambda image: image
+            self.infer = lambda image: detector.detect(image)[0]
+            self.postprocess = lambda raw, prepared: raw
+
+
+def detector_forward(detector):
+    """The compiled forward pass a :class:`defi1.yolo.detector.Detector` runs (``forward`` when it exposes it)."""
+    forward = getattr(detector, "forward", None)
+    return forward if callable(forward) else detector._forward
+
+
+def draw_overlay(image: np.ndarray, lines) -> np.ndarray:
+    """Write text ``lines`` (top left, white on a dark band) onto an RGB ``uint8`` image in place; returns it."""
+    scale = max(0.45, min(image.shape[0], image.shape[1]) / 900)
+    thickness = max(1, int(round(scale * 2)))
+    line_height = int(26 * scale) + 6
+    width = max(cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0] for line in lines) + 12
+    band = image[: line_height * len(lines) + 6, : width]
+    band[...] = (band.astype(np.uint16) * 2 // 5).astype(np.uint8)
+    for row, line in enumerate(lines):
+        cv2.putText(image, line, (6, line_height * (row + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
+                    thickness, cv2.LINE_AA)
+    return image
+
+
+def _default_draw():
+    try:
+        from defi1.yolo.detector import draw_detections
+    except ModuleNotFoundError:  # the detector module is the one drawing boxes; without it, frames stay bare
+        return lambda image, detection: image
+    return draw_detections
+
+
+class _Worker:
+    """A pipeline stage on its own thread: ``function(item)`` from ``inputs`` to ``outputs``; ``_END`` passes
+    through; an exception is kept for the caller and ends the stage."""
+
+    def __init__(self, name, function, inputs, outputs, stop: threading.Event):
+        self.function, self.inputs, self.outputs, self.stop = function, inputs, outputs, stop
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self):
+        try:
+            while not self.stop.is_set():
+                # Pull on demand: take new work only once the next stage has taken the previous result, so no
+                # finished item waits in this thread's hands (bounded latency, fresher frames in drop mode).
+                if not self.outputs.empty():
+                    time.sleep(0.0005)
+                    continue
+                item = self.inputs()
+                if item is _EMPTY:
+                    continue
+                if item is _END:
+                    break
+                result = self.function(item)
+                if not _put(self.outputs, result, self.stop):
+                    return
+        except BaseException as error:  # handed to the caller's thread
+            self.error = error
+        _put(self.outputs, _END, self.stop)
+
+
+_EMPTY = object()
+
+
+def _put(target: queue.Queue, item, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            target.put(item, timeout=0.05)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _getter(source: queue.Queue):
+    def get():
+        try:
+            return source.get(timeout=0.05)
+        except queue.Empty:
+            return _EMPTY
+    return get
+
+
+def run_stream(source, detector, *, sinks=(), on_frame=None, max_frames: int | None = None, mode: str | None = None,
+               forward=None, draw=None, overlay: bool = True, pipeline: bool = True,
+               source_options: dict | None = None, progress=None) -> StreamStats:
+    """Run ``detector`` on every frame of ``source`` (newest-frame policy in ``drop`` mode) until the source ends,
+    ``max_frames`` frames are processed, a sink or ``on_frame`` asks to stop, or an exception (Ctrl-C) is raised.
+
+    Args:
+        source: a :class:`~defi1.realtime.sources.FrameSource`, or what :func:`~defi1.realtime.sources.open_source`
+            accepts (``0``, ``"0"``, a video path, a URL, a folder); a source opened here is closed here.
+        detector: see the module docstring.
+        forward: the engine running the network (see :class:`DetectorStages`), default the detector's own.
+        sinks: :class:`~defi1.realtime.sinks.FrameSink` objects receiving the annotated frames.
+        on_frame: ``callback(image, detection, info)`` per processed frame (``image`` RGB ``uint8`` annotated,
+            ``info`` the per-frame figures: ``index``, ``latency_ms``, ``model_ms``, ``fps``, ``dropped``); returning
+            ``True`` stops the stream.
+        mode: ``"drop"`` (real time) or ``"every"`` (every frame); default: drop for cameras and streams, every frame
+            for files and folders.
+        draw: ``draw(image, detection) -> image`` (default :func:`defi1.yolo.detector.draw_detections`).
+        overlay: draw FPS, latency and dropped frames on the frame.
+        pipeline: run pre-processing, model and post-processing in separate threads (``False``: one thread after
+            capture, simpler to debug).
+        progress: optional ``tqdm``-like object with ``update(n)``.
+
+    Returns:
+        :class:`StreamStats`; sinks are closed whatever happens.
+    """
+    opened_here = not isinstance(source, FrameSource)
+    if opened_here:
+        source = open_source(source, **(source_options or {}))
+    draw = draw or _default_draw()
+    stats = StreamStats(source=source.name, mode=mode or default_mode(source))
+    stages = DetectorStages(detector, forward=forward)
+    capture = CaptureThread(source, mode=stats.mode)
+    stop = threading.Event()
+    workers: list[_Worker] = []
+    recent_done: list[float] = []
+    first_done = None
+    try:
+        capture.start()
+
+        def next_frame():
+            frame = capture.get(timeout=0.05)
+            if frame is None:
+                return _END if capture.exhausted else _EMPTY
+            return frame
+
+        def preprocess(frame):
+            return frame, stages.preprocess(frame.image)
+
+        def infer(item):
+            frame, prepared = item
+            started = time.perf_counter()
+            raw = stages.infer(prepared)
+            return frame, prepared, raw, (time.perf_counter() - started) * 1000.0
+
+        if pipeline:
+            prepared_queue, raw_queue = queue.Queue(maxsize=1), queue.Queue(maxsize=1)
+            workers = [_Worker("preprocess", preprocess, next_frame, prepared_queue, stop),
+                       _Worker("model", infer, _getter(prepared_queue), raw_queue, stop)]
+            for worker in workers:
+                worker.thread.start()
+            next_result = _getter(raw_queue)
+        else:
+            def next_result():
+                frame = next_frame()
+                return frame if frame is _EMPTY or frame is _END else infer(preprocess(frame))
+
+        while max_frames is None or stats.frames_processed < max_frames:
+            item = next_result()
+            if item is _EMPTY:
+                continue
+            if item is _END:
+                for worker in workers:
+                    if worker.error is not None:
+                        raise worker.error
+                stats.end_reason = source.end_reason or "source ended"
+                break
+            frame, prepared, raw, model_ms = item
+            detection = stages.postprocess(raw, prepared)
+            image = draw(frame.image, detection)
+            now = time.perf_counter()
+            recent_done.append(now)
+            del recent_done[:-30]
+            fps = (len(recent_done) - 1) / (recent_done[-1] - recent_done[0]) if len(recent_done) > 1 else 0.0
+            latency_ms = (now - frame.captured_at) * 1000.0
+            info = {"index": frame.index, "processed": stats.frames_processed, "latency_ms": latency_ms,
+                    "model_ms": model_ms, "fps": fps, "dropped": capture.dropped,
+                    "detections": len(getattr(detection, "scores", ()))}
+            if overlay:
+                draw_overlay(image, [f"FPS {fps:5.1f}  latency {latency_ms:4.0f} ms",
+                                     f"model {model_ms:4.0f} ms  dropped {capture.dropped}"])
+            stop_requested = False
+            for sink in sinks:
+                stop_requested = bool(sink.write(image, info)) or stop_requested
+            if on_frame is not None:
+                stop_requested = bool(on_frame(image, detection, info)) or stop_requested
+            done = time.perf_counter()
+            stats.latency_ms.append((done - frame.captured_at) * 1000.0)
+            stats.model_ms.append(model_ms)
+            stats.frames_processed += 1
+            if first_done is None:
+                first_done = done
+                stats.first_frame_ms = stats.latency_ms[0]
+            stats.elapsed_s = done - first_done
+            if progress is not None:
+                progress.update(1)
+            if stop_requested:
+                stats.end_reason = "stopped by the user"
+                break
+        else:
+            stats.end_reason = f"max_frames ({max_frames}) reached"
+    except KeyboardInterrupt:
+        stats.end_reason = "interrupted"
+        raise
+    finally:
+        stop.set()
+        capture.stop()
+        for worker in workers:
+            worker.thread.join(timeout=5.0)
+        stats.frames_captured = capture.captured
+        stats.frames_dropped = capture.dropped
+        stats.reconnects = source.reconnects
+        errors = []
+        for sink in sinks:
+            try:
+                sink.close()
+            except Exception as error:  # close every sink even if one fails; report the first failure
+                errors.append(error)
+        if opened_here:
+            source.close()
+        if errors and sys.exc_info()[0] is None:
+            raise errors[0]
+    return stats

@@ -1,0 +1,423 @@
+"""The inference API: a :class:`Detector` turns RGB images into :class:`Detection` results.
+
+    detector = Detector.from_keras("runs/shapes/best.keras")          # or Detector.from_darknet(cfg, weights, names)
+    detections = detector.detect([read_image("a.jpg"), read_image("b.png")])
+    write_image("a_boxes.jpg", draw_detections(image, detections[0]))
+
+Each image is letterboxed (:func:`defi1.boxes.letterbox_image`) to the detector's input size, the batch goes through
+one compiled call that runs the network AND decodes its heads (:meth:`defi1.yolo.inference.CompiledForward.detect`:
+only the best candidates reach the host), and :func:`defi1.yolo.decode.postprocess` applies the score threshold,
+per-class NMS and the inverse letterbox: boxes come back in pixels of each original image. With an engine that
+returns raw heads (``forward=``, e.g. ONNX Runtime) the heads are decoded on the host
+(:func:`defi1.yolo.decode.decode_heads_numpy`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from defi1.boxes import cxcywh_from_xyxy, letterbox_image
+from defi1.files import atomic_write_text
+from defi1.yolo.decode import Detection, decode_heads_numpy, postprocess
+from defi1.yolo.drawing import class_color, draw_detections
+from defi1.yolo.targets import head_specs, input_width_height
+
+__all__ = ["Detection", "Detector", "as_rgb_uint8", "class_color", "draw_detections", "format_detections_txt",
+           "save_detections_txt"]
+
+
+def as_rgb_uint8(image) -> np.ndarray:
+    """An image array as RGB ``uint8`` ``(height, width, 3)``: grayscale ``(H, W)`` / ``(H, W, 1)`` is repeated on
+    three channels, RGBA ``(H, W, 4)`` loses its alpha. Raises ``ValueError`` for other shapes or dtypes."""
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 image (values 0-255), got dtype {array.dtype}; read files with "
+                         "defi1.images.read_image")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"expected an image of shape (height, width, 3) RGB, (height, width) grayscale or "
+                         f"(height, width, 4) RGBA, got shape {array.shape}")
+    if array.shape[2] == 1:
+        return np.repeat(array, 3, axis=2)
+    if array.shape[2] == 4:
+        return np.ascontiguousarray(array[:, :, :3])
+    return array
+
+
+class Detector:
+    """A YOLO model ready for inference on RGB images.
+
+    Args:
+        model: a defi1 YOLO ``keras.Model`` (outputs through :class:`~defi1.yolo.layers.YoloHead` layers).
+        input_size: network input side (int) or ``(width, height)``, multiples of the network stride (32); default
+            the ``input_size`` recorded in the model's heads.
+        conf_threshold: minimum score (objectness × class probability) of a detection.
+        iou_threshold: per-class NMS IoU threshold.
+        max_detections: at most this many detections per image.
+        class_names: class names (default: those recorded in the model's heads, else the ids as text).
+        multi_label: one detection per class above the threshold for a box (darknet's way; best for mAP), instead
+            of the best class only.
+        batch_size: images per forward pass in :meth:`detect`.
+        fold_batchnorm: fold batch norm into the convolutions for inference (models built by defi1.yolo.model).
+        forward: the forward pass to run instead of the model's compiled one: a callable taking a float32 NHWC batch
+            in ``[0, 1]`` and returning the raw head arrays in output order (e.g. an ONNX Runtime engine from
+            :func:`defi1.realtime.engines.make_forward`).
+
+    Attributes:
+        forward: the forward pass in use (:func:`defi1.yolo.inference.compile_forward` for models built from a
+            darknet cfg, a direct model call otherwise, or the ``forward`` given): raw heads.
+        heads: the :class:`~defi1.yolo.targets.HeadSpec` of each output.
+    """
+
+    def __init__(self, model, *, input_size=None, conf_threshold=0.25, iou_threshold=0.45, max_detections=100,
+                 class_names=None, multi_label=False, batch_size=8, fold_batchnorm=True, forward=None):
+        self.model = model
+        self.heads = head_specs(model)
+        self.stride = max(max(head.stride for head in self.heads), 32)
+        layers = _yolo_head_layers(model)
+        if input_size is None:
+            input_size = layers[0].input_size
+        self.input_width, self.input_height = input_width_height(input_size)
+        if (self.input_width % self.stride or self.input_height % self.stride or self.input_width <= 0
+                or self.input_height <= 0):
+            nearest = max(1, round(self.input_width / self.stride)) * self.stride
+            raise ValueError(f"input size {self.input_width}x{self.input_height} is not a multiple of {self.stride} "
+                             f"(the network's stride); use e.g. {nearest}")
+        if not 0.0 <= float(conf_threshold) <= 1.0 or not 0.0 <= float(iou_threshold) <= 1.0:
+            raise ValueError(f"conf_threshold and iou_threshold must be in [0, 1], got {conf_threshold} and "
+                             f"{iou_threshold}")
+        self.conf_threshold = float(conf_threshold)
+        self.iou_threshold = float(iou_threshold)
+        self.max_detections = int(max_detections)
+        self.multi_label = bool(multi_label)
+        self.batch_size = max(1, int(batch_size))
+        num_classes = self.heads[0].num_classes
+        if class_names is None:
+            class_names = self.heads[0].class_names
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names for a model of {num_classes} classes")
+        self.class_names = list(class_names) if class_names is not None else None
+        self.num_classes = num_classes
+        self.forward = forward if forward is not None else _make_forward(model, layers, fold_batchnorm=fold_batchnorm)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the network input."""
+        return self.input_width, self.input_height
+
+    @classmethod
+    def from_keras(cls, path, **options):
+        """Load a ``.keras`` YOLO model (``safe_mode=True``; defi1's layers are registered on import)."""
+        import keras
+
+        import defi1  # noqa: F401  (registers the custom layers and losses)
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such model file (expected a .keras file)")
+        try:
+            model = keras.saving.load_model(path, safe_mode=True, compile=False)
+        except (OSError, ValueError, TypeError) as error:
+            raise ValueError(f"{path}: cannot load the Keras model ({error})") from error
+        return cls(model, **options)
+
+    @classmethod
+    def from_darknet(cls, cfg, weights, names=None, *, input_size=None, **options):
+        """Build a model from a darknet ``.cfg`` and load its ``.weights`` (:func:`defi1.yolo.darknet.load_darknet`;
+        the heads' masks come from this cfg, so use the cfg that goes with the weights). ``names``: a ``.names``
+        file or a list of class names."""
+        from defi1.yolo.darknet import load_darknet
+
+        model = load_darknet(cfg, weights, class_names=names, input_size=input_size)
+        return cls(model, input_size=input_size, **options)
+
+    def preprocess(self, images):
+        """Letterbox RGB images into a network batch.
+
+        Returns ``(batch, letterboxes, image_sizes)``: ``(N, input_h, input_w, 3)`` float32 in ``[0, 1]``, the
+        :class:`~defi1.boxes.Letterbox` of each image and its ``(width, height)``.
+        """
+        images = list(images)
+        batch = np.empty((len(images), self.input_height, self.input_width, 3), dtype=np.float32)
+        letterboxes, sizes = [], []
+        scale = np.float32(1.0 / 255.0)
+        for index, image in enumerate(images):
+            image = as_rgb_uint8(image)
+            canvas, letterbox = letterbox_image(image, self.input_width, self.input_height)
+            np.multiply(canvas, scale, out=batch[index])  # uint8 -> float32 in one pass, no float64 copy
+            letterboxes.append(letterbox)
+            sizes.append((image.shape[1], image.shape[0]))
+        return batch, letterboxes, sizes
+
+    def infer(self, batch):
+        """The network and the decoding on a preprocessed batch: ``(boxes (N, K, 4)`` xyxy network pixels,
+        ``objectness (N, K)``, ``class_probabilities (N, K, C))`` as numpy arrays, ready for
+        :func:`~defi1.yolo.decode.postprocess`. One compiled call (:meth:`CompiledForward.detect
+        <defi1.yolo.inference.CompiledForward.detect>`, ``K`` the best candidates) when the forward pass offers
+        it; otherwise the raw heads are decoded on the host with :func:`~defi1.yolo.decode.decode_heads_numpy`."""
+        return infer_decoded(self.forward, batch, self.heads, input_size=self.input_size)
+
+    def postprocess(self, decoded, letterboxes, sizes, *, conf_threshold=None, iou_threshold=None):
+        """:func:`~defi1.yolo.decode.postprocess` with the detector's settings: one :class:`Detection` per image."""
+        boxes, objectness, class_probabilities = decoded
+        return postprocess(boxes, objectness, class_probabilities, letterboxes=letterboxes, image_sizes=sizes,
+                           conf_threshold=self.conf_threshold if conf_threshold is None else conf_threshold,
+                           iou_threshold=self.iou_threshold if iou_threshold is None else iou_threshold,
+                           max_detections=self.max_detections, class_names=self.class_names,
+                           multi_label=self.multi_label)
+
+    def detect_batch(self, images, *, conf_threshold=None, iou_threshold=None) -> list[Detection]:
+        """Detect objects in a list of images with ONE forward pass (sizes may differ: each is letterboxed).
+
+        Args:
+            images: list of RGB ``uint8`` arrays ``(height, width, 3)`` (grayscale and RGBA are converted).
+            conf_threshold, iou_threshold: override the detector's thresholds for this call.
+        Returns:
+            one :class:`Detection` per image: boxes ``(K, 4)`` xyxy in pixels of that image, scores, class ids, names.
+        """
+        images = list(images)
+        if not images:
+            return []
+        batch, letterboxes, sizes = self.preprocess(images)
+        return self.postprocess(self.infer(batch), letterboxes, sizes, conf_threshold=conf_threshold,
+                                iou_threshold=iou_threshold)
+
+    def detect(self, images, **thresholds) -> list[Detection]:
+        """Detect objects in one RGB ``uint8`` image ``(height, width, 3)`` or a list of them.
+
+        Grayscale ``(H, W)`` and RGBA ``(H, W, 4)`` arrays are converted. Images are processed ``batch_size`` at a
+        time. Returns a list of :class:`Detection` (one per image, also for a single image), boxes in pixels of each
+        original image.
+        """
+        if isinstance(images, np.ndarray) and images.ndim in (2, 3):
+            images = [images]
+        images = list(images)
+        detections = []
+        for start in range(0, len(images), self.batch_size):
+            detections.extend(self.detect_batch(images[start:start + self.batch_size], **thresholds))
+        return detections
+
+    def __call__(self, images, **thresholds) -> list[Detection]:
+        return self.detect(images, **thresholds)
+
+
+def infer_decoded(forward, batch, heads, *, input_size=None):
+    """``forward.detect(batch)`` when the forward pass compiles the decoding with the network (a
+    :class:`~defi1.yolo.inference.CompiledForward`), else ``decode_heads_numpy(forward(batch), heads)``: decoded
+    ``(boxes, objectness, class_probabilities)`` numpy arrays either way."""
+    detect = getattr(forward, "detect", None)
+    if callable(detect):
+        return detect(batch)
+    return decode_heads_numpy(forward(batch), heads, input_size=input_size)
+
+
+def _yolo_head_layers(model):
+    from defi1.yolo.layers import yolo_heads
+
+    return yolo_heads(model)
+
+
+class _ModelCall:
+    """Forward pass of a YOLO model that does not carry a darknet cfg (no compiled copy can be built)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, batch):
+        import keras
+
+        outputs = self.model(batch, training=False)
+        if not isinstance(outputs, (list, tuple)):
+            outputs = [outputs]
+        return [np.asarray(keras.ops.convert_to_numpy(output), dtype=np.float32) for output in outputs]
+
+
+def _make_forward(model, layers, *, fold_batchnorm):
+    """The compiled forward pass of :mod:`defi1.yolo.inference` for models built from a cfg; a direct call else."""
+    if not layers[0].cfg_text:
+        return _ModelCall(model)
+    from defi1.yolo.inference import compile_forward
+
+    return compile_forward(model, fold_batchnorm=fold_batchnorm)
+
+
+def format_detections_txt(detection, image_size=None) -> str:
+    """Detections as YOLO prediction lines ``class cx cy w h confidence``, normalised by the image size.
+
+    Args:
+        detection: boxes ``(K, 4)`` xyxy pixels of the original image.
+        image_size: ``(width, height)`` of that image (default ``detection.image_size``).
+    """
+    image_size = image_size if image_size is not None else detection.image_size
+    if image_size is None:
+        raise ValueError("the image size is needed to normalise the boxes (pass image_size=(width, height))")
+    width, height = image_size
+    centre_size = cxcywh_from_xyxy(detection.boxes) / np.array([width, height, width, height], dtype=np.float64)
+    lines = [f"{int(class_id)} {values[0]:.6f} {values[1]:.6f} {values[2]:.6f} {values[3]:.6f} {float(score):.6f}"
+             for class_id, values, score in zip(detection.class_ids, centre_size, detection.scores)]
+    return "".join(line + "\n" for line in lines)
+
+
+def save_detections_txt(path, detection, image_size=None) -> Path:
+    """Write :func:`format_detections_txt` to ``path`` atomically (an empty file when nothing was detected: the
+    evaluator then knows the image was processed). This is the format ``defi1 detect evaluate --pred`` reads."""
+    return atomic_write_text(path, format_detections_txt(detection, image_size))
+
+
+#: Extensions read as videos by :func:`predict_source` (OpenCV decodes them).
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm")
+
+
+def is_video_path(path) -> bool:
+    """True when the file name ends with a known video extension (case-insensitive)."""
+    return str(path).lower().endswith(VIDEO_EXTENSIONS)
+
+
+def predict_source(detector, source, out_dir, *, save_txt=False, save_images=True, progress=False) -> dict:
+    """Run a :class:`Detector` on an image file, a folder of images or a video file and write the results.
+
+    Outputs in ``out_dir``: annotated images under their own names (an annotated ``<stem>.mp4`` for a video), and with
+    ``save_txt`` one ``labels/<stem>.txt`` per image (``labels/<stem>_<frame>.txt`` per video frame, frames counted
+    from 0) of ``class cx cy w h confidence`` lines normalised to the original image (:func:`save_detections_txt`).
+
+    An image that cannot be read raises (naming it) when it is the source; in a folder it is skipped, listed in the
+    report, and the other images are processed. A video ends cleanly at its last readable frame.
+
+    Returns:
+        a report dict: ``images`` (images or frames processed), ``detections`` (their total), ``skipped`` (list of
+        ``(path, reason)``), ``outputs`` (written annotated files), ``labels_dir`` (or ``None``).
+    """
+    from defi1.files import ensure_output_dir
+    from defi1.images import is_image_path, list_images
+
+    source = Path(source)
+    out_dir = Path(out_dir)
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no such image, folder or video")
+    if source.is_dir() and out_dir.resolve() == source.resolve():
+        raise ValueError(f"{out_dir}: the output folder is the source folder; annotated images would overwrite the "
+                         "originals (choose another --out)")
+    if source.is_file() and not (is_image_path(source) or is_video_path(source)):
+        raise ValueError(f"{source}: not an image ({', '.join(_image_extensions())}) or a video "
+                         f"({', '.join(VIDEO_EXTENSIONS)})")
+    ensure_output_dir(out_dir)
+    labels_dir = out_dir / "labels" if save_txt else None
+    report = {"images": 0, "detections": 0, "skipped": [], "outputs": [], "labels_dir": labels_dir}
+    if source.is_file() and is_video_path(source):
+        _predict_video(detector, source, out_dir, labels_dir, report, save_images=save_images, progress=progress)
+        return report
+    paths = [source] if source.is_file() else list_images(source)
+    if not paths:
+        raise FileNotFoundError(f"{source}: no image files in this folder (expected {', '.join(_image_extensions())})")
+    bar = _progress_bar(len(paths), f"predict {source.name}", "image", progress)
+    for start in range(0, len(paths), detector.batch_size):
+        images, names = [], []
+        for path in paths[start:start + detector.batch_size]:
+            try:
+                images.append(_read(path))
+                names.append(path)
+            except (OSError, ValueError) as error:
+                if source.is_file():
+                    raise
+                report["skipped"].append((str(path), str(error)))
+        for path, image, detection in zip(names, images, detector.detect_batch(images)):
+            _write_outputs(path.name, path.stem, image, detection, out_dir, labels_dir, report,
+                           save_images=save_images)
+        bar.update(len(paths[start:start + detector.batch_size]))
+    bar.close()
+    return report
+
+
+def _image_extensions():
+    from defi1.images import IMAGE_EXTENSIONS
+
+    return IMAGE_EXTENSIONS
+
+
+def _read(path):
+    from defi1.images import read_image
+
+    return read_image(path)
+
+
+def _progress_bar(total, description, unit, enabled):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit=unit, disable=not enabled)
+
+
+def _write_outputs(name, stem, image, detection, out_dir, labels_dir, report, *, save_images):
+    from defi1.images import write_image
+
+    report["images"] += 1
+    report["detections"] += len(detection)
+    if save_images:
+        report["outputs"].append(write_image(out_dir / name, draw_detections(image, detection)))
+    if labels_dir is not None:
+        save_detections_txt(labels_dir / f"{stem}.txt", detection)
+
+
+def _predict_video(detector, source, out_dir, labels_dir, report, *, save_images, progress):
+    import os
+
+    import cv2
+
+    from defi1.errors import SourceError
+    from defi1.images import bgr_from_rgb, rgb_from_bgr
+
+    capture = cv2.VideoCapture(str(source))
+    if not capture.isOpened():
+        raise SourceError(f"{source}: cannot open the video (OpenCV could not decode it)")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    out_path = out_dir / f"{source.stem}.mp4"
+    temporary = out_dir / f".{source.stem}.tmp{os.getpid()}.mp4"
+    writer = None
+    bar = _progress_bar(total, f"predict {source.name}", "frame", progress)
+    frame_index = 0
+    try:
+        finished = False
+        while not finished:
+            frames = []
+            while len(frames) < detector.batch_size:
+                ok, frame = capture.read()
+                if not ok:
+                    finished = True
+                    break
+                frames.append(rgb_from_bgr(frame))
+            if not frames:
+                break
+            for image, detection in zip(frames, detector.detect_batch(frames)):
+                report["images"] += 1
+                report["detections"] += len(detection)
+                if save_images:
+                    if writer is None:
+                        height, width = image.shape[:2]
+                        writer = cv2.VideoWriter(str(temporary), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+                        if not writer.isOpened():
+                            raise SourceError(f"{out_path}: cannot open a video writer (mp4v codec)")
+                    writer.write(bgr_from_rgb(draw_detections(image, detection)))
+                if labels_dir is not None:
+                    save_detections_txt(labels_dir / f"{source.stem}_{frame_index:06d}.txt", detection)
+                frame_index += 1
+            bar.update(len(frames))
+    except BaseException:
+        if writer is not None:
+            writer.release()
+            writer = None
+        if temporary.exists():
+            temporary.unlink()
+        raise
+    finally:
+        bar.close()
+        capture.release()
+        if writer is not None:
+            writer.release()
+    if frame_index == 0:
+        raise SourceError(f"{source}: no frame could be read from the video")
+    if writer is not None:
+        os.replace(temporary, out_path)
+        report["outputs"].append(out_path)

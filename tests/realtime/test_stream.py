@@ -1,0 +1,156 @@
+"""Tests of defi1.realtime.stream.run_stream with a stand-in detector (see conftest.py)."""
+
+import cv2
+import numpy as np
+import pytest
+
+from defi1.realtime.sinks import VideoFileSink
+from defi1.realtime.sources import FrameSource, VideoCaptureSource
+from defi1.realtime.stream import DetectorStages, StreamStats, draw_overlay, latency_percentiles, run_stream
+from defi1.realtime.video import synthetic_frame, video_properties
+
+from .conftest import BrightestPixelDetector, draw_box
+
+pytestmark = pytest.mark.backend_agnostic  # numpy / OpenCV / threads only, or the backend's compiled pass
+
+
+def collect_scores(video, **options):
+    scores = {}
+
+    def on_frame(image, detection, info):
+        scores[info["index"]] = float(detection.scores[0])
+    stats = run_stream(str(video), BrightestPixelDetector(), on_frame=on_frame, draw=draw_box, **options)
+    return stats, scores
+
+
+def test_every_frame_mode_processes_every_frame_in_order(small_video):
+    stats, scores = collect_scores(small_video)
+    assert stats.mode == "every" and stats.frames_processed == 30 and stats.frames_dropped == 0
+    assert list(scores) == list(range(30))
+    assert stats.end_reason == "end of file"
+    assert len(stats.latency_ms) == 30 and stats.fps_end_to_end > 0
+
+
+def test_pipeline_and_single_thread_give_the_same_detections(small_video):
+    _, pipelined = collect_scores(small_video, pipeline=True)
+    _, sequential = collect_scores(small_video, pipeline=False)
+    assert pipelined == sequential
+
+
+def test_realtime_mode_on_a_file_drops_stale_frames(small_video):
+    # The file plays at 30 fps (1 s); a 100 ms detector can only take about one frame in three.
+    stats = run_stream(str(small_video), BrightestPixelDetector(delay_s=0.1), mode="drop", draw=draw_box)
+    assert stats.frames_captured == 30
+    assert stats.frames_processed + stats.frames_dropped == 30
+    assert 5 <= stats.frames_processed <= 16
+    # Latency stays bounded (a few model periods), it does not grow with the backlog.
+    assert max(stats.latency_ms) < 600
+
+
+def test_max_frames_and_stop_by_callback(small_video):
+    stats = run_stream(str(small_video), BrightestPixelDetector(), max_frames=7, draw=draw_box)
+    assert stats.frames_processed == 7 and stats.end_reason == "max_frames (7) reached"
+    stats = run_stream(str(small_video), BrightestPixelDetector(), draw=draw_box,
+                       on_frame=lambda image, detection, info: info["processed"] == 2)
+    assert stats.frames_processed == 3 and stats.end_reason == "stopped by the user"
+
+
+def test_keyboard_interrupt_keeps_the_recording(small_video, tmp_path):
+    output = tmp_path / "out.mp4"
+
+    def interrupt_at_fifth_frame(image, detection, info):
+        if info["processed"] == 4:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        run_stream(str(small_video), BrightestPixelDetector(), sinks=[VideoFileSink(output, fps=30)],
+                   on_frame=interrupt_at_fifth_frame, draw=draw_box)
+    assert video_properties(output)["frames"] == 5  # the frames written before Ctrl-C are all there
+
+
+def test_recording_has_boxes_and_overlay(small_video, tmp_path):
+    output = tmp_path / "annotated.mp4"
+    run_stream(str(small_video), BrightestPixelDetector(), sinks=[VideoFileSink(output, fps=30)], draw=draw_box)
+    assert video_properties(output) == {"frames": 30, "fps": 30.0, "width": 160, "height": 120}
+    capture = cv2.VideoCapture(str(output))
+    ok, frame = capture.read()
+    capture.release()
+    original = synthetic_frame(0, width=160, height=120)[:, :, ::-1].astype(float)
+    assert ok
+    # The overlay band (top left, above the text) darkens the frame to 40 %.
+    assert frame[0:4, 0:40].mean() < 0.6 * original[0:4, 0:40].mean()
+
+
+def test_detector_errors_propagate_and_sinks_are_closed(small_video, tmp_path):
+    class Failing(BrightestPixelDetector):
+        def detect(self, images):
+            if self.calls == 3:
+                raise RuntimeError("model failed on frame 3")
+            return super().detect(images)
+    sink = VideoFileSink(tmp_path / "partial.mp4", fps=30)
+    with pytest.raises(RuntimeError, match="frame 3"):
+        run_stream(str(small_video), Failing(), sinks=[sink], draw=draw_box)
+    assert video_properties(tmp_path / "partial.mp4")["frames"] == 3
+
+
+def test_lost_stream_ends_cleanly_with_the_reason(small_video):
+    from .test_sources import factory
+
+    source = VideoCaptureSource("rtsp://camera/live", reconnect_attempts=1, reconnect_delay=0.0,
+                                capture_factory=factory((4, True), (0, False)))
+    stats = run_stream(source, BrightestPixelDetector(), draw=draw_box, mode="every")
+    assert stats.frames_processed == 4
+    assert stats.end_reason == "stream rtsp://camera/live lost: no frame after 1 reconnect attempt(s)"
+
+
+def test_real_detector_in_stages_matches_detect(small_video, mini_model):
+    from defi1.realtime.sources import open_source
+    from defi1.yolo.detector import Detector
+
+    detector = Detector(mini_model, input_size=64, conf_threshold=0.3)
+    assert DetectorStages(detector).staged
+    streamed = {}
+    run_stream(str(small_video), detector, max_frames=6,
+               on_frame=lambda image, detection, info: streamed.__setitem__(info["index"], detection))
+    with open_source(str(small_video)) as source:
+        frames = [frame.image for frame, _ in zip(source, range(6))]
+    direct = detector.detect(frames)
+    assert sum(len(detection) for detection in direct) > 0  # something to compare
+    for index, expected in enumerate(direct):
+        np.testing.assert_allclose(streamed[index].boxes, expected.boxes, atol=1e-4)
+        np.testing.assert_allclose(streamed[index].scores, expected.scores, atol=1e-5)
+        np.testing.assert_array_equal(streamed[index].class_ids, expected.class_ids)
+
+
+def test_engine_only_with_a_real_detector():
+    with pytest.raises(ValueError, match="only be used with a defi1.yolo.detector.Detector"):
+        DetectorStages(BrightestPixelDetector(), forward=lambda batch: [batch])
+
+
+def test_latency_percentiles_and_stats():
+    figures = latency_percentiles(list(range(1, 101)), prefix="latency_ms")
+    assert figures == {"latency_ms_median": 50.5, "latency_ms_p90": pytest.approx(90.1),
+                       "latency_ms_p99": pytest.approx(99.01)}
+    stats = StreamStats(frames_processed=11, elapsed_s=0.5, model_ms=[100.0, 20.0, 30.0])
+    assert stats.fps_end_to_end == 20.0 and stats.fps_model == 40.0  # first (compiling) call left out
+
+
+def test_draw_overlay_darkens_band_and_writes_text():
+    image = np.full((120, 160, 3), 200, dtype=np.uint8)
+    draw_overlay(image, ["FPS 10"])
+    assert image[100:, 100:].min() == 200  # untouched outside the band
+    band = image[:20, :60]
+    assert band.min() == 80 and band.max() >= 240  # 200 * 2 / 5 background, white text
+
+
+def test_source_given_as_object_is_not_closed():
+    class Source(FrameSource):
+        name = "two frames"
+        closed = False
+
+        def read(self):
+            return self._frame(np.zeros((4, 4, 3), np.uint8)) if self._next_index < 2 else None
+
+        def close(self):
+            Source.closed = True
+    stats = run_stream(Source(), BrightestPixelDetector(), draw=draw_box)
+    assert stats.frames_processed == 2 and not Source.closed
