@@ -58,7 +58,8 @@ def record_results(part: str, metrics: dict, *, dataset: str, model: str, smoke:
     payload = {
         "schema_version": SCHEMA_VERSION,
         "part": part,
-        "metrics": {name: float(value) for name, value in metrics.items()},
+        "metrics": {name: (float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else value)
+                    for name, value in metrics.items()},
         "dataset": str(dataset),
         "model": str(model),
         "keras_version": keras.__version__,

@@ -1,0 +1,21 @@
+"""The Part 1 notebook runs end to end with the CI settings (papermill, SMOKE=True, offline)."""
+
+from pathlib import Path
+
+import pytest
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "01_classification.ipynb"
+
+
+@pytest.mark.slow
+def test_notebook_runs_in_smoke_mode_and_records_results(tmp_path):
+    papermill = pytest.importorskip("papermill")
+    from defi1.results import load_results
+
+    papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "executed.ipynb"), cwd=str(tmp_path),
+                               parameters={"SMOKE": True, "RESULTS_DIR": str(tmp_path / "results")},
+                               progress_bar=False)
+    results = load_results(tmp_path / "results" / "classification.json")
+    assert results["smoke"] is True and results["dataset"] == "digits"
+    assert 0.0 <= results["metrics"]["test_accuracy"] <= 1.0
+    assert set(results["extra"]["models"]) == {"course_mlp", "dropout_mlp", "small_cnn", "mobilenet_v2"}
