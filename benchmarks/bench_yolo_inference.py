@@ -1,8 +1,10 @@
 """YOLOv3 inference speed and numerical parity of defi1 against OpenCV's darknet importer (same cfg, same weights).
 
 Speed: batch 1 at 416 × 416 (``--size``), forward only (defi1's ``compile_forward`` vs ``cv2.dnn`` ``forward``),
-and end to end on a photograph (defi1's ``Detector.detect`` vs OpenCV ``blobFromImage`` + ``forward`` + decoding +
-``NMSBoxes``), for yolov3-tiny and yolov3 with seeded random weights written in darknet's format. Figures: median
+forward + decoding in one compiled call (``CompiledForward.detect``), and end to end on a photograph (defi1's
+``Detector.detect``: letterbox, compiled forward + decode, thresholds + NMS on the host, vs OpenCV ``blobFromImage`` +
+``forward`` + decoding + ``NMSBoxes``), for yolov3-tiny and yolov3 with seeded random weights written in darknet's
+format. ``--jit-compile`` adds the TensorFlow XLA variants. Figures: median
 ms/frame, FPS, and the speed ratio defi1 / OpenCV (FPS over FPS; above 1 means defi1 is faster).
 
 Parity: the maximum absolute difference per head between defi1 and OpenCV for the four darknet cfgs (yolov3,
@@ -125,10 +127,12 @@ def speed(name, model, network, size, repeats, warmup, *, jit_compile=False):
         network.setInput(blob)
         network.forward(output_names)
 
-    functions = {"defi1 forward": lambda: forward(batch), "OpenCV forward": opencv_forward}
+    functions = {"defi1 forward": lambda: forward(batch), "OpenCV forward": opencv_forward,
+                 "defi1 forward+decode": lambda: forward.detect(batch)}
     if jit_compile:
         forward_xla = compile_forward(model, jit_compile=True)
         functions["defi1 forward, XLA"] = lambda: forward_xla(batch)
+        functions["defi1 forward+decode, XLA"] = lambda: forward_xla.detect(batch)
     try:
         from defi1.yolo.detector import Detector
     except ImportError:
@@ -138,6 +142,10 @@ def speed(name, model, network, size, repeats, warmup, *, jit_compile=False):
         detector = Detector(model, input_size=size)
         functions["defi1 Detector.detect"] = lambda: detector.detect(image)
         functions["OpenCV blob+forward+NMS"] = lambda: _opencv_detect(network, image, size)
+        if jit_compile:
+            detector_xla = Detector(model, input_size=size)
+            detector_xla.forward = forward_xla
+            functions["defi1 Detector.detect, XLA"] = lambda: detector_xla.detect(image)
     figures = _median_ms(functions, repeats, warmup)
     return figures
 
@@ -160,7 +168,11 @@ def main(argv=None):
     import defi1
     from defi1.environment import describe
 
+    import os
+
     print(f"defi1 {defi1.__version__} on {describe()}")
+    if hasattr(os, "getloadavg"):
+        print("load average before the run: " + ", ".join(f"{value:.2f}" for value in os.getloadavg()))
     print(f"OpenCV {cv2.__version__}, {cv2.getNumThreads()} threads; batch 1, {arguments.size}x{arguments.size}, "
           f"median of {arguments.repeats} runs after {arguments.warmup} warm-up runs")
     cfgs = _cfgs()
@@ -189,7 +201,14 @@ def main(argv=None):
                 if "defi1 Detector.detect" in figures:
                     print(f"  ratio defi1/OpenCV (FPS), end to end: "
                           f"{figures['OpenCV blob+forward+NMS'] / figures['defi1 Detector.detect']:.2f}")
+                    print(f"  ratio defi1 end to end / defi1 forward only (FPS): "
+                          f"{figures['defi1 forward'] / figures['defi1 Detector.detect']:.2f}")
+                if "defi1 Detector.detect, XLA" in figures:
+                    print(f"  ratio defi1/OpenCV (FPS), end to end, XLA: "
+                          f"{figures['OpenCV blob+forward+NMS'] / figures['defi1 Detector.detect, XLA']:.2f}")
             del model, network
+    if hasattr(os, "getloadavg"):
+        print("\nload average after the run: " + ", ".join(f"{value:.2f}" for value in os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -92,3 +92,40 @@ def test_letterbox_image_places_the_resized_image_on_grey():
     assert np.all(canvas[16:48] == [255, 0, 0])
     with pytest.raises(ValueError, match="cannot letterbox an image of size 0x10"):
         letterbox_geometry(0, 10, 64)
+
+
+def test_non_max_suppression_equals_the_greedy_iou_matrix_reference():
+    """Oracle: greedy NMS over the full box_iou matrix (the textbook algorithm) on random boxes, with classes,
+    max_detections, zero-area boxes and tied scores."""
+    import numpy as np
+
+    from defi1.boxes import box_iou, non_max_suppression
+
+    def reference(boxes, scores, threshold, class_ids, max_detections):
+        if class_ids is not None:
+            boxes = boxes + (boxes.max() - boxes.min() + 1.0) * class_ids[:, None]
+        order = np.argsort(-scores, kind="stable")
+        iou = box_iou(boxes[order], boxes[order])
+        suppressed, kept = np.zeros(len(order), bool), []
+        for position in range(len(order)):
+            if suppressed[position]:
+                continue
+            kept.append(position)
+            if max_detections is not None and len(kept) >= max_detections:
+                break
+            suppressed |= iou[position] > threshold
+        return order[np.asarray(kept, dtype=np.int64)]
+
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        count = int(rng.integers(1, 200))
+        corner = rng.uniform(0, 100, (count, 2))
+        size = rng.uniform(0, 40, (count, 2)) * (rng.random((count, 1)) > 0.05)
+        boxes = np.concatenate([corner, corner + size], axis=1)
+        scores = rng.random(count).round(2)
+        class_ids = rng.integers(0, 3, count) if trial % 2 else None
+        max_detections = None if trial % 3 else int(rng.integers(1, 20))
+        threshold = float(rng.choice([0.0, 0.3, 0.45, 0.7, 1.0]))
+        np.testing.assert_array_equal(
+            non_max_suppression(boxes, scores, threshold, class_ids=class_ids, max_detections=max_detections),
+            reference(boxes, scores, threshold, class_ids, max_detections))

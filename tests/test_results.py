@@ -32,8 +32,10 @@ def test_record_rejects_bad_metrics(tmp_path):
     with pytest.raises(ResultsSchemaError, match="metric 'test_accuracy' is nan, expected a finite number"):
         record_results("classification", {"test_accuracy": float("nan")}, dataset="d", model="m",
                        results_dir=tmp_path)
-    with pytest.raises(ValueError, match="could not convert string to float: 'high'"):
+    with pytest.raises(ResultsSchemaError, match="metric 'test_accuracy' is 'high', expected a finite number"):
         record_results("classification", {"test_accuracy": "high"}, dataset="d", model="m", results_dir=tmp_path)
+    with pytest.raises(ResultsSchemaError, match="metric 'test_accuracy' is True, expected a finite number"):
+        record_results("classification", {"test_accuracy": True}, dataset="d", model="m", results_dir=tmp_path)
     assert not (tmp_path / "classification.json").exists()
 
 

@@ -10,15 +10,17 @@ numpy head arrays out. Its :meth:`CompiledForward.detect` runs the forward pass 
 (:func:`defi1.yolo.decode.decode_heads`, ``keras.ops``) in the same compiled call, keeps on the device only the
 ``max_candidates`` best-scoring predictions of each image (``top_k``), and copies just those to the host, where
 :func:`defi1.yolo.decode.postprocess` thresholds them and runs NMS. It compiles once per input shape for the active
-backend (TensorFlow: ``tf.function`` with a fixed input signature, XLA by default; JAX: ``jax.jit`` over
+backend (TensorFlow: ``tf.function`` with a fixed input signature, XLA on request; JAX: ``jax.jit`` over
 ``model.stateless_call``; PyTorch: eager under ``torch.no_grad``), never ``model.predict`` per call. This module is a
 backend adapter: it imports the backend library lazily, inside the branch that uses it; the model and the decoding
 stay pure ``keras.ops``.
 
-Default compilation per backend (measured on 2 CPU cores, tiny-YOLOv3 and YOLOv3 at 416, batch 1; see
-``benchmarks/bench_yolo_inference.py``): TensorFlow uses XLA (``jit_compile=True``: the convolutions, leaky ReLUs and
-the whole decoding fuse; the one-off compilation, a few seconds, is paid on the first frame of each input shape);
-JAX always compiles with XLA (``jax.jit``).
+Default compilation per backend (measured on 2 shared CPU cores, tiny-YOLOv3 at 416, batch 1, oneDNN on and off;
+see ``benchmarks/bench_yolo_inference.py --jit-compile``): under TensorFlow, XLA (``jit_compile=True``) was no faster
+than the plain graph (forward 235-300 ms against 260-290 ms, within the noise of a loaded machine: the time is in the
+oneDNN / Eigen convolutions either way) and compiles 2-3 times longer (11-15 s against 5-8 s), so the default is the
+plain ``tf.function`` graph; ``jit_compile=True`` stays a switch (it may help on a GPU). JAX always compiles with XLA
+(``jax.jit``), which is also where the decoding runs on the device.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from defi1.yolo.targets import head_specs
 DEFAULT_MAX_CANDIDATES = 1000
 
 #: Default of ``jit_compile`` per backend (see the module docstring for the measurements behind it).
-DEFAULT_JIT_COMPILE = {"tensorflow": True}
+DEFAULT_JIT_COMPILE = {"tensorflow": False}
 
 
 def network_stride(model) -> int:
@@ -254,7 +256,7 @@ def compile_forward(model, *, fold_batchnorm=True, mixed_precision=False, jit_co
             outputs equal the original model's within float32 rounding.
         mixed_precision: run the copy in ``mixed_float16`` (GPU); outputs are returned as float32.
         jit_compile: TensorFlow only: compile with XLA; ``None``: the backend's default
-            (:data:`DEFAULT_JIT_COMPILE`, XLA under TensorFlow).
+            (:data:`DEFAULT_JIT_COMPILE`: no XLA under TensorFlow, see the module docstring).
         max_candidates: predictions per image that :meth:`CompiledForward.detect` returns (``None``: all).
 
     Returns:

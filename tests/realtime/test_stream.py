@@ -121,6 +121,28 @@ def test_real_detector_in_stages_matches_detect(small_video, mini_model):
         np.testing.assert_array_equal(streamed[index].class_ids, expected.class_ids)
 
 
+def test_raw_head_engine_in_the_stream_matches_the_compiled_decoding(small_video, mini_model):
+    import keras
+
+    from defi1.yolo.detector import Detector
+
+    detector = Detector(mini_model, input_size=64, conf_threshold=0.3)
+
+    def raw_engine(batch):  # raw heads, as ONNX Runtime returns them: decoded on the host in the stream
+        return [keras.ops.convert_to_numpy(output) for output in mini_model(batch, training=False)]
+
+    results = {}
+    for name, forward in (("compiled", None), ("raw", raw_engine)):
+        results[name] = []
+        run_stream(str(small_video), detector, forward=forward, max_frames=4,
+                   on_frame=lambda image, detection, info, found=results[name]: found.append(detection))
+    assert sum(len(detection) for detection in results["compiled"]) > 0
+    for found, expected in zip(results["raw"], results["compiled"]):
+        np.testing.assert_allclose(found.boxes, expected.boxes, atol=1e-3)
+        np.testing.assert_allclose(found.scores, expected.scores, atol=1e-5)
+        np.testing.assert_array_equal(found.class_ids, expected.class_ids)
+
+
 def test_engine_only_with_a_real_detector():
     with pytest.raises(ValueError, match="only be used with a defi1.yolo.detector.Detector"):
         DetectorStages(BrightestPixelDetector(), forward=lambda batch: [batch])

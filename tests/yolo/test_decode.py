@@ -8,7 +8,7 @@ import pytest
 
 from defi1.boxes import letterbox_geometry
 from defi1.yolo.anchors import YOLOV3_ANCHORS, YOLOV3_MASKS
-from defi1.yolo.decode import decode_heads, postprocess
+from defi1.yolo.decode import decode_heads, decode_heads_numpy, postprocess
 from defi1.yolo.targets import HeadSpec, encode_targets
 
 pytestmark = pytest.mark.backend_agnostic
@@ -154,3 +154,38 @@ def test_postprocess_undoes_the_letterbox_per_image():
 def test_empty_predictions_give_empty_detections():
     (detection,) = postprocess(np.zeros((1, 3, 4)), np.zeros((1, 3)), np.zeros((1, 3, 2)), conf_threshold=0.25)
     assert len(detection) == 0 and detection.boxes.shape == (0, 4) and detection.class_ids.dtype == np.int64
+
+
+def test_numpy_decode_equals_keras_decode():
+    rng = np.random.default_rng(3)
+    heads = [HeadSpec(anchors=YOLOV3_ANCHORS[mask], stride=stride, num_classes=3)
+             for mask, stride in zip(YOLOV3_MASKS, (32, 16, 8))]
+    # 96 wide x 64 high: grids 2x3, 4x6, 8x12; logits up to +-30 and one huge size logit (clipped, not infinite).
+    raw = [rng.normal(0, 10, (2, 64 // head.stride, 96 // head.stride, 3 * 8)).astype(np.float32) for head in heads]
+    raw[0][1, 0, 0, 2] = 1e4
+    expected = numpy_outputs(*decode_heads(raw, heads, input_size=(96, 64)))
+    found = decode_heads_numpy(raw, heads, input_size=(96, 64))
+    assert found[0].shape == (2, (6 + 24 + 96) * 3, 4)
+    for values, reference in zip(found, expected):
+        assert values.dtype == np.float32
+        np.testing.assert_allclose(values, reference, rtol=1e-5, atol=1e-3)
+    # The huge logit: 1000 anchors wide (anchor 0 of the stride-32 head is 116 x 90), centred in its cell.
+    assert found[0][1, 0, 2] - found[0][1, 0, 0] == pytest.approx(116 * 1000, rel=1e-5)
+    # The hand-set box of the first test, decoded on the host.
+    head = HeadSpec(anchors=[[10, 20]], stride=32, num_classes=2)
+    single = np.full((1, 2, 2, 7), -20.0, np.float32)
+    single[0, 0, 1] = [0.0, logit(0.75), math.log(2.0), 0.0, logit(0.8), logit(0.25), logit(0.9)]
+    boxes, objectness, classes = decode_heads_numpy([single], [head], input_size=64)
+    np.testing.assert_allclose(boxes[0, 1], [38, 14, 58, 34], atol=1e-4)
+    assert objectness[0, 1] == pytest.approx(0.8, abs=1e-6)
+    np.testing.assert_allclose(classes[0, 1], [0.25, 0.9], atol=1e-6)
+
+
+def test_numpy_decode_checks_grid_and_channels():
+    head = HeadSpec(anchors=[[10, 10]], stride=32, num_classes=1)
+    with pytest.raises(ValueError, match="2x2 grid, expected 3x3"):
+        decode_heads_numpy([np.zeros((1, 2, 2, 6), np.float32)], [head], input_size=96)
+    with pytest.raises(ValueError, match="7 channels, expected 1 anchors x \\(5 \\+ 1 classes\\)"):
+        decode_heads_numpy([np.zeros((1, 2, 2, 7), np.float32)], [head])
+    with pytest.raises(ValueError, match="1 head outputs for 2 heads"):
+        decode_heads_numpy([np.zeros((1, 2, 2, 6), np.float32)], [head, head])

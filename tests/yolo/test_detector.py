@@ -99,6 +99,35 @@ def test_detector_matches_the_step_by_step_pipeline(tiny_model, rng):
     np.testing.assert_allclose(alone.boxes, detections[1].boxes, atol=1e-3)
 
 
+def test_raw_head_engine_decoded_on_the_host_gives_the_same_detections(tiny_model, rng):
+    images = [rng.integers(0, 255, (48, 100, 3), dtype=np.uint8), rng.integers(0, 255, (90, 30, 3), dtype=np.uint8)]
+    compiled = Detector(tiny_model, conf_threshold=0.2)
+    assert callable(getattr(compiled.forward, "detect", None))  # decoding compiled with the network
+    calls = []
+
+    def raw_engine(batch):  # an engine returning raw heads, as ONNX Runtime does
+        calls.append(batch.shape)
+        return [keras.ops.convert_to_numpy(output) for output in tiny_model(batch, training=False)]
+
+    host = Detector(tiny_model, conf_threshold=0.2, forward=raw_engine)
+    assert host.forward is raw_engine
+    for detection, reference in zip(host.detect(images), compiled.detect(images)):
+        assert len(detection) == len(reference) > 0
+        np.testing.assert_allclose(detection.boxes, reference.boxes, atol=1e-3)
+        np.testing.assert_allclose(detection.scores, reference.scores, atol=1e-5)
+        assert detection.class_names == reference.class_names
+    assert calls == [(2, 64, 64, 3)]
+
+
+def test_preprocess_scales_the_letterbox_to_float32():
+    detector = Detector(constant_model())
+    batch, letterboxes, sizes = detector.preprocess([np.full((32, 64, 3), 255, np.uint8)])
+    assert batch.dtype == np.float32 and batch.shape == (1, 64, 64, 3)
+    np.testing.assert_allclose(batch[0, 16:48], 1.0, atol=1e-6)  # the image, scale 1, rows 16 to 48
+    np.testing.assert_allclose(batch[0, :16], 128 / 255, atol=1e-6)  # the grey padding (darknet: 0.5)
+    assert sizes == [(64, 32)] and letterboxes[0].pad_y == 16
+
+
 def test_saved_model_gives_the_same_detections(tiny_model, rng, tmp_path):
     image = rng.integers(0, 255, (70, 50, 3), dtype=np.uint8)
     reference = Detector(tiny_model, conf_threshold=0.2, fold_batchnorm=False).detect(image)[0]

@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 
 import defi1  # noqa: F401
-from defi1.yolo.inference import compile_forward, fold_batchnorm, network_stride
+from defi1.yolo.decode import decode_heads
+from defi1.yolo.inference import compile_forward, fold_batchnorm, network_stride, select_candidates
 from defi1.yolo.layers import DarknetBatchNormalization, yolo_heads
 from defi1.yolo.model import build_yolov3_tiny
+from defi1.yolo.targets import head_specs
 
 
 @pytest.fixture
@@ -91,3 +93,62 @@ def test_mixed_precision_close_to_float32(tiny, rng):
 
 def test_network_stride(tiny):
     assert network_stride(tiny) == 32
+
+
+@pytest.mark.backend_agnostic
+def test_select_candidates_keeps_the_best_scores_in_order():
+    boxes = np.arange(2 * 5 * 4, dtype=np.float32).reshape(2, 5, 4)
+    objectness = np.array([[0.9, 0.1, 0.5, 0.8, 0.3], [0.2, 0.2, 0.2, 0.2, 1.0]], np.float32)
+    classes = np.array([[[1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [0.5, 0.5], [0.1, 0.9]],
+                        [[1.0, 0.0], [0.0, 0.9], [0.3, 0.3], [0.5, 0.0], [0.1, 0.1]]], np.float32)
+    # Scores (objectness x best class): image 0 [0.9, 0.1, 0.5, 0.4, 0.27] -> rows 0, 2, 3;
+    # image 1 [0.2, 0.18, 0.06, 0.1, 0.1] -> rows 0, 1, then 3 or 4 (tied at 0.1).
+    kept_boxes, kept_objectness, kept_classes = (keras.ops.convert_to_numpy(values) for values in select_candidates(
+        boxes, objectness, classes, max_candidates=3))
+    np.testing.assert_array_equal(kept_boxes[0], boxes[0, [0, 2, 3]])
+    np.testing.assert_array_equal(kept_boxes[1, :2], boxes[1, [0, 1]])
+    assert kept_objectness[1, 2] in (0.2, 1.0) and kept_boxes[1, 2].tolist() in (boxes[1, 3].tolist(),
+                                                                              boxes[1, 4].tolist())
+    np.testing.assert_allclose(kept_objectness[0], [0.9, 0.5, 0.8])
+    np.testing.assert_allclose(kept_classes[0], classes[0, [0, 2, 3]])
+    every = select_candidates(boxes, objectness, classes, max_candidates=None)
+    assert every[0] is boxes and every[2] is classes
+
+
+@pytest.mark.backend_agnostic
+def test_detect_compiles_decoding_with_the_forward_pass(tiny, rng):
+    images = rng.random((2, 64, 96, 3), dtype=np.float32)
+    heads = head_specs(tiny)
+    reference = [keras.ops.convert_to_numpy(values) for values in decode_heads(tiny(images, training=False), heads)]
+    everything = compile_forward(tiny, max_candidates=None).detect(images)
+    assert [values.shape for values in everything] == [(2, 2 * 3 * 3 + 4 * 6 * 3, 4), (2, 90), (2, 90, 3)]
+    for values, expected in zip(everything, reference):
+        np.testing.assert_allclose(values, expected, rtol=1e-4, atol=1e-3)
+    forward = compile_forward(tiny, max_candidates=10)
+    boxes, objectness, classes = forward.detect(images)
+    assert boxes.shape == (2, 10, 4) and objectness.shape == (2, 10) and classes.shape == (2, 10, 3)
+    for index in range(2):
+        scores = reference[1][index] * reference[2][index].max(axis=-1)
+        best = np.argsort(-scores, kind="stable")[:10]
+        np.testing.assert_allclose(objectness[index] * classes[index].max(axis=-1), scores[best], rtol=1e-4)
+        np.testing.assert_allclose(boxes[index], reference[0][index, best], rtol=1e-4, atol=1e-3)
+    # The raw heads are still there, from the same compiled object.
+    assert [output.shape for output in forward(images)] == [(2, 2, 3, 24), (2, 4, 6, 24)]
+
+
+def test_default_jit_compile_per_backend(tiny):
+    from defi1.yolo.inference import DEFAULT_JIT_COMPILE
+
+    forward = compile_forward(tiny)
+    assert forward.jit_compile == DEFAULT_JIT_COMPILE.get(keras.backend.backend(), False)
+    assert compile_forward(tiny, jit_compile=True).jit_compile
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="XLA switch of the TensorFlow adapter")
+def test_xla_forward_and_detect_match_the_graph(tiny, rng):
+    images = rng.random((1, 64, 64, 3), dtype=np.float32)
+    plain, xla = compile_forward(tiny, jit_compile=False), compile_forward(tiny, jit_compile=True)
+    for output, reference in zip(xla(images), plain(images)):
+        np.testing.assert_allclose(output, reference, rtol=1e-4, atol=1e-4)
+    for values, reference in zip(xla.detect(images), plain.detect(images)):
+        np.testing.assert_allclose(values, reference, rtol=1e-4, atol=1e-3)
