@@ -89,31 +89,39 @@ def non_max_suppression(boxes, scores, iou_threshold=0.45, class_ids=None, max_d
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if len(boxes) == 0 or (max_detections is not None and max_detections <= 0):
         return np.zeros((0,), dtype=np.int64)
-    if class_ids is not None:
-        # Offsetting each class by more than the extent of all boxes makes boxes of different classes disjoint.
-        offset = (np.max(boxes) - np.min(boxes) + 1.0) * np.asarray(class_ids, dtype=np.float64).reshape(-1, 1)
-        boxes = boxes + offset
+    if class_ids is None:
+        kept = _greedy_nms(boxes, scores, iou_threshold, max_detections)
+    else:
+        class_ids = np.asarray(class_ids).reshape(-1)
+        kept = np.concatenate([members[_greedy_nms(boxes[members], scores[members], iou_threshold, max_detections)]
+                               for members in (np.flatnonzero(class_ids == value) for value in np.unique(class_ids))])
+        kept = kept[np.lexsort((kept, -scores[kept]))]  # by decreasing score, ties by input order
+        if max_detections is not None:
+            kept = kept[:max_detections]
+    return kept.astype(np.int64)
+
+
+def _greedy_nms(boxes, scores, iou_threshold, max_detections):
+    """Class-agnostic greedy NMS; indices into ``boxes`` by decreasing score. One IoU row per kept box (memory O(N),
+    not an N x N matrix: mAP evaluation feeds thousands of candidates)."""
     order = np.argsort(-scores, kind="stable")
     boxes = boxes[order]
     areas = box_area(boxes)
-    # Greedy, one row of IoUs per KEPT box against the boxes still in the running (O(kept x N), not an N x N matrix:
-    # thousands of candidates at a low threshold cost milliseconds). Same IoU arithmetic as box_iou.
-    remaining = np.arange(len(boxes))
+    suppressed = np.zeros(len(boxes), dtype=bool)
     kept = []
-    while remaining.size:
-        position = remaining[0]
+    for position in range(len(boxes)):
+        if suppressed[position]:
+            continue
         kept.append(position)
         if max_detections is not None and len(kept) >= max_detections:
             break
-        rest = remaining[1:]
-        width = np.clip(np.minimum(boxes[position, 2], boxes[rest, 2]) - np.maximum(boxes[position, 0], boxes[rest, 0]),
-                        0, None)
-        height = np.clip(np.minimum(boxes[position, 3], boxes[rest, 3])
-                         - np.maximum(boxes[position, 1], boxes[rest, 1]), 0, None)
-        intersection = width * height
-        union = areas[position] + areas[rest] - intersection
+        rest = boxes[position + 1:]
+        top_left = np.maximum(boxes[position, :2], rest[:, :2])
+        bottom_right = np.minimum(boxes[position, 2:], rest[:, 2:])
+        intersection = np.prod(np.clip(bottom_right - top_left, 0, None), axis=1)
+        union = areas[position] + areas[position + 1:] - intersection
         iou = np.where(union > 0, intersection / np.where(union > 0, union, 1.0), 0.0)
-        remaining = rest[~(iou > iou_threshold)]
+        suppressed[position + 1:] |= iou > iou_threshold
     return order[np.asarray(kept, dtype=np.int64)]
 
 

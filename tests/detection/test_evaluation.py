@@ -1,0 +1,153 @@
+"""Evaluation of a detector or of prediction files on a dataset split: known mAPs, the report files, the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+
+from defi1.cli import main
+from defi1.detection.evaluation import evaluate_model, evaluate_predictions
+from defi1.detection.labels import labels_from_pixels, write_dataset_yaml, write_yolo_labels
+from defi1.errors import ConfigError
+from defi1.images import write_image
+from defi1.yolo.decode import Detection
+
+NAMES = ["circle", "square", "triangle"]
+# Per image: (width, height), boxes xyxy pixels, class ids.
+GROUND_TRUTH = {
+    "a": ((80, 60), [[10, 10, 30, 40], [40, 20, 70, 50]], [0, 1]),
+    "b": ((64, 64), [[5, 5, 25, 25]], [2]),
+    "c": ((100, 50), [[50, 10, 90, 40]], [0]),
+}
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    for name, (size, boxes, class_ids) in GROUND_TRUTH.items():
+        width, height = size
+        write_image(tmp_path / "images" / "test" / f"{name}.png", np.zeros((height, width, 3), dtype=np.uint8))
+        write_yolo_labels(tmp_path / "labels" / "test" / f"{name}.txt", np.asarray(class_ids),
+                          labels_from_pixels(np.asarray(boxes, dtype=np.float64), size))
+    return write_dataset_yaml(tmp_path / "data.yaml", names=NAMES, train="images/test", val="images/test",
+                              test="images/test")
+
+
+class PerfectDetector:
+    """Returns the ground truth as detections (score 0.9), except for the images listed in ``missing``."""
+
+    class_names = NAMES
+
+    def __init__(self, missing=()):
+        self.missing = set(missing)
+        self.calls = 0
+
+    def detect(self, images):
+        detections = []
+        for image in images:
+            height, width = image.shape[:2]
+            name = next(key for key, value in GROUND_TRUTH.items() if value[0] == (width, height))
+            self.calls += 1
+            if name in self.missing:
+                detections.append(Detection.empty((width, height)))
+                continue
+            _, boxes, class_ids = GROUND_TRUTH[name]
+            detections.append(Detection(boxes=np.asarray(boxes, dtype=np.float64), scores=np.full(len(boxes), 0.9),
+                                        class_ids=np.asarray(class_ids), class_names=[NAMES[i] for i in class_ids]))
+        return detections
+
+
+def test_perfect_detections_score_one_and_write_the_report(dataset, tmp_path):
+    out_dir = tmp_path / "report"
+    metrics = evaluate_model(PerfectDetector(), dataset, "test", out_dir=out_dir, print_table=False)
+    assert metrics["map50"] == pytest.approx(1.0)
+    assert metrics["map50_95"] == pytest.approx(1.0)
+    assert metrics["map50_voc07"] == pytest.approx(1.0)
+    assert metrics["num_ground_truth"] == 4 and metrics["split"] == "test"
+    written = json.loads((out_dir / "metrics.json").read_text())
+    assert written["map50"] == pytest.approx(1.0) and set(written["per_class"]) == set(NAMES)
+    assert (out_dir / "pr_curves.png").stat().st_size > 1000
+    assert (out_dir / "gallery.png").stat().st_size > 1000
+
+
+def test_a_missed_image_lowers_exactly_its_classes(dataset):
+    # Image "c" holds one of the two circles: circle AP50 = 0.5 (recall stops at 1/2 with precision 1); square and
+    # triangle stay at 1.0, so mAP50 = (0.5 + 1 + 1) / 3.
+    metrics = evaluate_model(PerfectDetector(missing={"c"}), dataset, "test", print_table=False)
+    assert metrics["per_class"]["circle"]["ap50"] == pytest.approx(0.5)
+    assert metrics["map50"] == pytest.approx(2.5 / 3)
+
+
+def test_model_and_dataset_must_agree_on_classes(dataset):
+    detector = PerfectDetector()
+    detector.class_names = ["one", "two"]
+    with pytest.raises(ConfigError, match="3 classes but the model has 2"):
+        evaluate_model(detector, dataset, "test", print_table=False)
+
+
+def _write_prediction_files(pred_dir, shift=0.0):
+    for name, (size, boxes, class_ids) in GROUND_TRUTH.items():
+        boxes = np.asarray(boxes, dtype=np.float64) + np.array([shift, 0, shift, 0])
+        normalised = labels_from_pixels(boxes, size)
+        lines = [f"{class_id} {' '.join(f'{value:.6f}' for value in row)} 0.8"
+                 for class_id, row in zip(class_ids, normalised)]
+        (pred_dir / f"{name}.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_prediction_files_equal_to_the_labels_score_one(dataset, tmp_path):
+    pred_dir = tmp_path / "predictions"
+    pred_dir.mkdir()
+    _write_prediction_files(pred_dir)
+    metrics = evaluate_predictions(pred_dir, dataset, "test", print_table=False)
+    assert metrics["map50"] == pytest.approx(1.0) and metrics["map50_95"] == pytest.approx(1.0)
+    assert (pred_dir / "metrics.json").is_file() and (pred_dir / "gallery.png").is_file()
+
+
+def test_cli_evaluate_pred_writes_metrics(dataset, tmp_path, capsys):
+    pred_dir = tmp_path / "predictions"
+    pred_dir.mkdir()
+    # Every box shifted right by 5 pixels: IoUs 0.6 (20-wide), 0.71 (30-wide), 0.6 (20-wide), 0.78 (40-wide):
+    # all true positives at IoU 0.5, so mAP50 = 1, but not at 0.75 and above.
+    _write_prediction_files(pred_dir, shift=5.0)
+    out_dir = tmp_path / "cli_report"
+    code = main(["detect", "evaluate", "--pred", str(pred_dir), "--data", str(dataset), "--split", "test",
+                 "--out", str(out_dir)])
+    assert code == 0
+    written = json.loads((out_dir / "metrics.json").read_text())
+    assert written["map50"] == pytest.approx(1.0)
+    assert written["map50_95"] < 0.6
+    assert "metrics.json" in capsys.readouterr().out
+
+
+def test_cli_evaluate_needs_a_model_or_predictions(dataset):
+    with pytest.raises(SystemExit):
+        main(["detect", "evaluate", "--data", str(dataset)])
+
+
+def test_cli_evaluate_missing_model_is_one_line_error(dataset, tmp_path, capsys):
+    code = main(["detect", "evaluate", "--model", str(tmp_path / "absent.keras"), "--data", str(dataset)])
+    assert code == 1
+    assert "absent.keras" in capsys.readouterr().err
+
+
+def test_cli_train_maps_every_option_to_the_settings(monkeypatch, tmp_path):
+    import defi1.detection.training as training
+
+    captured = {}
+
+    def fake_train(settings):
+        captured["settings"] = settings
+        return training.TrainingResult(out_dir=tmp_path, best_model_path=tmp_path / "best.keras",
+                                       last_model_path=tmp_path / "last.keras", log_path=tmp_path / "log.csv",
+                                       curves_path=None, epochs_completed=3, best_validation_loss=1.0)
+
+    monkeypatch.setattr(training, "train_detector", fake_train)
+    code = main(["detect", "train", "--data", "d.yaml", "--model", "yolov3", "--weights", "yolov3.weights",
+                 "--input-size", "320", "--epochs", "30", "--freeze-epochs", "5", "--batch-size", "4", "--out",
+                 str(tmp_path), "--resume", "--mixed-precision", "--multi-scale", "--distribute", "--no-augment",
+                 "--anchors", "kmeans"])
+    assert code == 0
+    settings = captured["settings"]
+    assert (settings.data, settings.model, settings.weights) == ("d.yaml", "yolov3", "yolov3.weights")
+    assert (settings.input_size, settings.epochs, settings.freeze_epochs, settings.batch_size) == (320, 30, 5, 4)
+    assert settings.resume and settings.mixed_precision and settings.multi_scale and settings.distribute
+    assert not settings.augment and settings.anchors == "kmeans" and settings.out_dir == str(tmp_path)

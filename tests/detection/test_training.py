@@ -1,0 +1,297 @@
+"""Detection training: the two stages, checkpoints, resume, NaN handling, data parallelism, and the overfit proof."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from defi1.detection.labels import write_dataset_yaml
+from defi1.detection.shapes import ShapesSettings, generate_shapes_dataset
+from defi1.detection.training import (BEST_MODEL, LAST_MODEL, LOG_FILE, STATE_FILE, TrainingDivergedError,
+                                      TrainingSettings, _stages, build_model, load_initial_weights,
+                                      read_training_log, set_backbone_trainable, set_batchnorm_momentum,
+                                      train_detector)
+from defi1.errors import ConfigError
+from defi1.yolo.architectures import yolov3_tiny_cfg
+from defi1.yolo.model import backbone_layer_names, build_from_cfg
+
+SHAPE_NAMES = ["circle", "square", "triangle", "star", "cross"]
+
+
+def narrow_tiny_cfg(path, *, num_classes=5, input_size=64, divisor=8, anchors=None, batch_normalize=True):
+    """tiny-YOLOv3's cfg with every layer ``divisor`` times narrower (fast tests), written to ``path``."""
+    text = yolov3_tiny_cfg(num_classes=num_classes, input_size=input_size, anchors=anchors)
+    widths = (16, 32, 64, 128, 256, 512, 1024)
+    text = re.sub(r"filters=(\d+)",
+                  lambda match: f"filters={int(match.group(1)) // divisor}" if int(match.group(1)) in widths
+                  else match.group(0), text)
+    if not batch_normalize:
+        text = text.replace("batch_normalize=1", "batch_normalize=0")
+    Path(path).write_text(text)
+    return Path(path)
+
+
+def shapes_dataset(folder, *, num_images, image_size, seed=3):
+    """A shapes dataset whose validation split is its training split (for overfitting and exact comparisons)."""
+    data_yaml = generate_shapes_dataset(folder, num_images=num_images, num_val=1, seed=seed, image_size=image_size,
+                                        settings=ShapesSettings(image_size=image_size, min_objects=1, max_objects=3,
+                                                                min_size=0.15, max_size=0.45,
+                                                                background_probability=0.0))
+    write_dataset_yaml(data_yaml, names=SHAPE_NAMES, train="images/train", val="images/train")
+    return data_yaml
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("training")
+    data_yaml = shapes_dataset(folder / "shapes", num_images=4, image_size=64)
+    cfg = narrow_tiny_cfg(folder / "narrow.cfg")
+    return folder, data_yaml, cfg
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Fast tests: settings, freezing, weights transfer
+
+
+def test_stages_follow_the_course():
+    with_weights = TrainingSettings(data="d.yaml", weights="yolov3-tiny.weights", epochs=30)
+    assert _stages(with_weights) == [(0, 10, 1e-3, True, 1), (10, 30, 1e-4, False, 2)]
+    from_scratch = TrainingSettings(data="d.yaml", epochs=30)
+    assert _stages(from_scratch) == [(0, 30, 1e-3, False, 1)]
+    capped = TrainingSettings(data="d.yaml", epochs=5, freeze_epochs=8, learning_rate=0.01)
+    assert _stages(capped) == [(0, 5, 0.01, True, 1)]
+
+
+def test_impossible_settings_are_refused():
+    with pytest.raises(ValueError, match="multiple of 32"):
+        TrainingSettings(data="d.yaml", input_size=100).check()
+    with pytest.raises(ValueError, match="at least 1"):
+        TrainingSettings(data="d.yaml", epochs=0).check()
+
+
+def test_unknown_model_is_named(small_run):
+    _, data_yaml, _ = small_run
+    with pytest.raises(ConfigError, match="resnet"):
+        build_model(TrainingSettings(data=data_yaml, model="resnet"), class_names=SHAPE_NAMES)
+
+
+def test_frozen_backbone_keeps_batchnorm_statistics(small_run, rng):
+    _, _, cfg = small_run
+    model = build_from_cfg(cfg, num_classes=5)
+    frozen = set(set_backbone_trainable(model, False))
+    assert frozen == set(backbone_layer_names(model)) and frozen
+    batchnorms = [layer for layer in model.layers if "BatchNormalization" in type(layer).__name__]
+    frozen_bn = [layer for layer in batchnorms if layer.name in frozen]
+    free_bn = [layer for layer in batchnorms if layer.name not in frozen]
+    assert frozen_bn and free_bn
+    assert all(not layer.trainable for layer in frozen_bn) and all(layer.trainable for layer in free_bn)
+    before = [keras.ops.convert_to_numpy(layer.moving_mean).copy() for layer in batchnorms]
+    images = rng.uniform(0, 1, (2, 64, 64, 3)).astype("float32")
+    training_outputs = model(images, training=True)
+    after = [keras.ops.convert_to_numpy(layer.moving_mean) for layer in batchnorms]
+    for layer, old, new in zip(batchnorms, before, after):
+        if layer in frozen_bn:
+            np.testing.assert_array_equal(old, new)  # a frozen batch norm runs in inference mode
+        else:
+            assert not np.allclose(old, new)  # a trainable one updates its statistics
+    set_backbone_trainable(model, True)
+    assert all(layer.trainable for layer in model.layers)
+    assert len(training_outputs) == 2
+
+
+def test_keras_weights_load_by_name_and_shape(tmp_path, small_run):
+    _, _, cfg = small_run
+    source = build_from_cfg(cfg, num_classes=3)
+    source.save(tmp_path / "source.keras")
+    target = build_from_cfg(cfg, num_classes=5)
+    report = load_initial_weights(target, tmp_path / "source.keras")
+    source_layers = {layer.name: layer for layer in source.layers}
+    assert report["copied_layers"] and report["skipped_layers"]
+    for name in report["copied_layers"]:
+        for mine, theirs in zip(target.get_layer(name).get_weights(), source_layers[name].get_weights()):
+            np.testing.assert_array_equal(mine, theirs)
+    # The head convolutions (3 vs 5 classes) have other shapes and keep their own initialisation.
+    for name in report["skipped_layers"]:
+        assert target.get_layer(name).weights[0].shape != source_layers[name].weights[0].shape
+
+
+def test_batchnorm_momentum_override(small_run):
+    _, _, cfg = small_run
+    model = build_from_cfg(cfg, num_classes=5)
+    count = set_batchnorm_momentum(model, 0.9)
+    assert count == sum("BatchNormalization" in type(layer).__name__ for layer in model.layers) > 0
+    assert {layer.momentum for layer in model.layers if hasattr(layer, "momentum")} == {0.9}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training runs (slow: each traces the YOLO graph)
+
+
+class WeightsRecorder(keras.callbacks.Callback):
+    """Keeps copies of chosen layers' weights at the end of every epoch, and the epochs that began."""
+
+    def __init__(self, layer_names):
+        super().__init__()
+        self.layer_names = layer_names
+        self.snapshots = {}
+        self.epochs_begun = []
+
+    def on_train_begin(self, logs=None):
+        self.snapshots.setdefault("start", self._copy())
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs_begun.append(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.snapshots[epoch] = self._copy()
+
+    def _copy(self):
+        return {name: [np.array(weight) for weight in self.model.get_layer(name).get_weights()]
+                for name in self.layer_names}
+
+
+@pytest.mark.slow
+def test_two_stages_checkpoints_and_resume(small_run):
+    folder, data_yaml, cfg = small_run
+    out_dir = folder / "two_stages"
+    recorder = WeightsRecorder(["conv_0", "batchnorm_0", "conv_15"])  # backbone conv and its BN; a head conv
+    settings = TrainingSettings(data=data_yaml, model=str(cfg), input_size=64, epochs=2, freeze_epochs=1,
+                                batch_size=2, out_dir=out_dir, augment=False, verbose=0)
+    result = train_detector(settings, callbacks=[recorder], log=lambda message: None)
+    start, stage1, stage2 = recorder.snapshots["start"], recorder.snapshots[0], recorder.snapshots[1]
+    # Stage 1: backbone (weights and BN statistics) untouched, head trained.
+    for old, new in zip(start["conv_0"] + start["batchnorm_0"], stage1["conv_0"] + stage1["batchnorm_0"]):
+        np.testing.assert_array_equal(old, new)
+    assert not np.allclose(start["conv_15"][0], stage1["conv_15"][0])
+    # Stage 2: everything trained.
+    assert not np.allclose(stage1["conv_0"][0], stage2["conv_0"][0])
+    assert not np.allclose(stage1["batchnorm_0"][2], stage2["batchnorm_0"][2])  # moving mean
+    assert result.epochs_completed == 2
+    for name in (BEST_MODEL, LAST_MODEL, STATE_FILE, LOG_FILE, "loss_curves.png"):
+        assert (out_dir / name).is_file(), name
+    state = json.loads((out_dir / STATE_FILE).read_text())
+    assert state["epochs_completed"] == 2 and state["stage"] == 2
+    assert state["learning_rate"] == pytest.approx(1e-4)
+    last = keras.saving.load_model(out_dir / LAST_MODEL, safe_mode=True)
+    np.testing.assert_allclose(last.get_layer("conv_0").get_weights()[0], stage2["conv_0"][0])
+
+    # Resume: continues at epoch 3 (index 2) from last.keras, appends to the log.
+    resumed_recorder = WeightsRecorder(["conv_0"])
+    resumed = train_detector(settings, epochs=3, resume=True, callbacks=[resumed_recorder], log=lambda message: None)
+    assert resumed_recorder.epochs_begun == [2]
+    np.testing.assert_allclose(resumed_recorder.snapshots["start"]["conv_0"][0], stage2["conv_0"][0])
+    assert resumed.epochs_completed == 3
+    assert read_training_log(out_dir / LOG_FILE)["epoch"] == [0.0, 1.0, 2.0]
+    assert json.loads((out_dir / STATE_FILE).read_text())["epochs_completed"] == 3
+
+
+class PoisonWeights(keras.callbacks.Callback):
+    """Sets a kernel to NaN at the start of ``epoch``: the next loss is NaN."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+        self.current = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.current == self.epoch and batch == 1:
+            kernel = self.model.get_layer("conv_15").kernel
+            kernel.assign(np.full(kernel.shape, np.nan, dtype="float32"))
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(small_run):
+    folder, data_yaml, cfg = small_run
+    out_dir = folder / "nan"
+    settings = TrainingSettings(data=data_yaml, model=str(cfg), input_size=64, epochs=3, batch_size=2,
+                                out_dir=out_dir, augment=False, verbose=0)
+    with pytest.raises(TrainingDivergedError) as caught:
+        train_detector(settings, callbacks=[PoisonWeights(epoch=1)], log=lambda message: None)
+    message = str(caught.value)
+    assert "loss became nan at epoch 2, batch 2" in message
+    assert str(out_dir / LAST_MODEL) in message and "(epoch 1)" in message
+    assert json.loads((out_dir / STATE_FILE).read_text())["epochs_completed"] == 1
+    model = keras.saving.load_model(out_dir / LAST_MODEL, safe_mode=True)
+    assert all(np.all(np.isfinite(weight)) for weight in model.get_weights())
+    assert len(read_training_log(out_dir / LOG_FILE)["epoch"]) >= 1
+
+
+DISTRIBUTED_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    from defi1.detection.training import train_detector
+
+    data_yaml, cfg, out_dir = sys.argv[1:4]
+    weights, losses = {}, {}
+    for distribute in (False, True):
+        result = train_detector(data=data_yaml, model=cfg, input_size=64, epochs=1, batch_size=4, augment=False,
+                                seed=7, out_dir=f"{out_dir}/{distribute}", distribute=distribute, verbose=0,
+                                early_stopping_patience=0, reduce_lr_patience=0, log=lambda message: None)
+        model = keras.saving.load_model(result.last_model_path, compile=False)
+        weights[distribute] = model.get_weights()
+        losses[distribute] = result.history["loss"][0]
+    replicas = len(tf.config.list_logical_devices("CPU"))
+    difference = max(float(abs(a - b).max()) for a, b in zip(weights[False], weights[True]))
+    print(json.dumps({"replicas": replicas, "max_weight_difference": difference, "loss_single": losses[False],
+                      "loss_distributed": losses[True]}))
+""")
+
+
+@pytest.mark.slow
+def test_distributed_training_matches_single_device(small_run, tmp_path):
+    folder, data_yaml, _ = small_run
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the two-logical-CPU check is written for TensorFlow's MirroredStrategy")
+    # Without batch normalisation: per-replica batch statistics would (rightly) differ from whole-batch ones.
+    cfg = narrow_tiny_cfg(tmp_path / "no_bn.cfg", batch_normalize=False)
+    environment = dict(os.environ, KERAS_BACKEND="tensorflow")
+    completed = subprocess.run([sys.executable, "-c", DISTRIBUTED_SCRIPT, str(data_yaml), str(cfg), str(tmp_path)],
+                               capture_output=True, text=True, env=environment, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2
+    assert report["loss_distributed"] == pytest.approx(report["loss_single"], rel=1e-4)
+    assert report["max_weight_difference"] < 1e-4
+
+
+@pytest.mark.slow
+def test_overfit_reaches_map50(tmp_path):
+    """The strongest test of the port: targets, loss, decoding and NMS must all be right to reach mAP50 >= 0.9."""
+    from defi1.detection.evaluation import evaluate_model
+    from defi1.yolo.anchors import dataset_box_sizes, kmeans_anchors
+
+    data_yaml = shapes_dataset(tmp_path / "shapes", num_images=8, image_size=128)
+    anchors, _ = kmeans_anchors(dataset_box_sizes(data_yaml, input_size=128), 6, seed=0)
+    cfg = narrow_tiny_cfg(tmp_path / "narrow.cfg", input_size=128, divisor=4, anchors=anchors)
+    result = train_detector(data=data_yaml, model=str(cfg), input_size=128, epochs=25, batch_size=8, repeat=4,
+                            learning_rate=3e-3, augment=False, batchnorm_momentum=0.9, early_stopping_patience=0,
+                            reduce_lr_patience=0, out_dir=tmp_path / "run", verbose=0, log=lambda message: None)
+    metrics = evaluate_model(result.last_model_path, data_yaml, "train", print_table=False)
+    assert metrics["num_ground_truth"] >= 8
+    assert metrics["map50"] >= 0.9, metrics["per_class"]
+
+
+@pytest.mark.slow
+@pytest.mark.smoke
+def test_smoke_mixed_precision_training(small_run):
+    folder, data_yaml, cfg = small_run
+    result = train_detector(data=data_yaml, model=str(cfg), input_size=64, epochs=1, batch_size=2, augment=False,
+                            mixed_precision=True, out_dir=folder / "mixed", verbose=0, log=lambda message: None)
+    assert np.isfinite(result.history["loss"][0])
+    model = keras.saving.load_model(result.last_model_path, safe_mode=True)
+    assert model.get_layer("conv_0").dtype_policy.name == "mixed_float16"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
