@@ -3,7 +3,10 @@
 :func:`make_forward` returns the same kind of callable as :func:`defi1.yolo.inference.compile_forward`: it takes a
 float32 NHWC batch ``(batch, height, width, 3)`` of RGB values in ``[0, 1]`` and returns the list of raw head arrays
 (numpy, model output order). :class:`defi1.yolo.detector.Detector` accepts it as ``forward=``, so ``detect predict``,
-``detect stream`` and ``bench`` switch engines with ``--engine keras|onnxruntime``.
+``detect stream`` and ``bench`` switch engines with ``--engine keras|onnxruntime``. The Keras engine also offers
+``detect(batch)``: network and decoding in one compiled call, only the best candidates copied to the host; ONNX Runtime
+returns raw heads, decoded on the host by :func:`defi1.yolo.decode.decode_heads_numpy`
+(:func:`defi1.yolo.detector.infer_decoded` picks the path).
 """
 
 from __future__ import annotations
@@ -70,7 +73,8 @@ def cached_onnx_path(model_path, cache_dir=None) -> Path:
 
 
 def make_forward(model_or_path, engine: str = "keras", *, mixed_precision: bool = False,
-                 fold_batchnorm: bool = True, onnx_path=None, cache_dir=None, threads: int | None = None):
+                 fold_batchnorm: bool = True, onnx_path=None, cache_dir=None, threads: int | None = None,
+                 jit_compile=None):
     """A forward callable (float32 NHWC batch -> list of head arrays) for a model and an engine.
 
     Args:
@@ -80,6 +84,7 @@ def make_forward(model_or_path, engine: str = "keras", *, mixed_precision: bool 
         onnx_path: for ``onnxruntime`` with a Keras model: use (or write) this export instead of the cache.
         cache_dir: folder of cached ONNX exports (see :func:`cached_onnx_path`).
         threads: ONNX Runtime intra-op threads.
+        jit_compile: ``keras`` under TensorFlow: XLA (``None``: :data:`defi1.yolo.inference.DEFAULT_JIT_COMPILE`).
 
     The callable has an ``engine`` attribute (``"keras"`` or ``"onnxruntime"``).
     """
@@ -102,7 +107,8 @@ def make_forward(model_or_path, engine: str = "keras", *, mixed_precision: bool 
     from defi1.yolo.inference import compile_forward
 
     model = load_model(model_or_path) if is_path else model_or_path
-    forward = compile_forward(model, fold_batchnorm=fold_batchnorm, mixed_precision=mixed_precision)
+    forward = compile_forward(model, fold_batchnorm=fold_batchnorm, mixed_precision=mixed_precision,
+                              jit_compile=jit_compile)
     if not hasattr(forward, "engine"):
         try:
             forward.engine = "keras"

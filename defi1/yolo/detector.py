@@ -62,6 +62,8 @@ class Detector:
             of the best class only.
         batch_size: images per forward pass in :meth:`detect`.
         fold_batchnorm: fold batch norm into the convolutions for inference (models built by defi1.yolo.model).
+        jit_compile: TensorFlow: compile the forward pass and decoding with XLA (``None``: the backend's default,
+            :data:`defi1.yolo.inference.DEFAULT_JIT_COMPILE`).
         forward: the forward pass to run instead of the model's compiled one: a callable taking a float32 NHWC batch
             in ``[0, 1]`` and returning the raw head arrays in output order (e.g. an ONNX Runtime engine from
             :func:`defi1.realtime.engines.make_forward`).
@@ -73,7 +75,8 @@ class Detector:
     """
 
     def __init__(self, model, *, input_size=None, conf_threshold=0.25, iou_threshold=0.45, max_detections=100,
-                 class_names=None, multi_label=False, batch_size=8, fold_batchnorm=True, forward=None):
+                 class_names=None, multi_label=False, batch_size=8, fold_batchnorm=True, forward=None,
+                 jit_compile=None):
         self.model = model
         self.heads = head_specs(model)
         self.stride = max(max(head.stride for head in self.heads), 32)
@@ -101,7 +104,8 @@ class Detector:
             raise ValueError(f"{len(class_names)} class names for a model of {num_classes} classes")
         self.class_names = list(class_names) if class_names is not None else None
         self.num_classes = num_classes
-        self.forward = forward if forward is not None else _make_forward(model, layers, fold_batchnorm=fold_batchnorm)
+        self.forward = forward if forward is not None else _make_forward(model, layers, fold_batchnorm=fold_batchnorm,
+                                                                         jit_compile=jit_compile)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -235,13 +239,13 @@ class _ModelCall:
         return [np.asarray(keras.ops.convert_to_numpy(output), dtype=np.float32) for output in outputs]
 
 
-def _make_forward(model, layers, *, fold_batchnorm):
+def _make_forward(model, layers, *, fold_batchnorm, jit_compile=None):
     """The compiled forward pass of :mod:`defi1.yolo.inference` for models built from a cfg; a direct call else."""
     if not layers[0].cfg_text:
         return _ModelCall(model)
     from defi1.yolo.inference import compile_forward
 
-    return compile_forward(model, fold_batchnorm=fold_batchnorm)
+    return compile_forward(model, fold_batchnorm=fold_batchnorm, jit_compile=jit_compile)
 
 
 def format_detections_txt(detection, image_size=None) -> str:

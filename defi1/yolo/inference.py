@@ -15,12 +15,13 @@ backend (TensorFlow: ``tf.function`` with a fixed input signature, XLA on reques
 backend adapter: it imports the backend library lazily, inside the branch that uses it; the model and the decoding
 stay pure ``keras.ops``.
 
-Default compilation per backend (measured on 2 shared CPU cores, tiny-YOLOv3 at 416, batch 1, oneDNN on and off;
-see ``benchmarks/bench_yolo_inference.py --jit-compile``): under TensorFlow, XLA (``jit_compile=True``) was no faster
-than the plain graph (forward 235-300 ms against 260-290 ms, within the noise of a loaded machine: the time is in the
-oneDNN / Eigen convolutions either way) and compiles 2-3 times longer (11-15 s against 5-8 s), so the default is the
-plain ``tf.function`` graph; ``jit_compile=True`` stays a switch (it may help on a GPU). JAX always compiles with XLA
-(``jax.jit``), which is also where the decoding runs on the device.
+Default compilation per backend (measured on 2 shared CPU cores, batch 1 at 416, TensorFlow 2.21 with oneDNN, calls
+interleaved with OpenCV's in ``benchmarks/bench_yolo_inference.py --jit-compile``): XLA (``jit_compile=True``) gave
+tiny-YOLOv3 forward 111-121 ms against 127-130 ms for the plain graph, but YOLOv3 1703 ms against 1613 ms, and
+non-interleaved runs were split either way: a gain of a few percent at most, within the noise of the shared machine,
+for a compilation two to three times longer (tiny at 416: 11-15 s against 5-8 s; every new batch shape compiles
+again). The default under TensorFlow is therefore the plain ``tf.function`` graph; ``jit_compile=True`` is the
+switch (worth trying on a GPU). JAX always compiles with XLA (``jax.jit``), decoding included, on the device.
 """
 
 from __future__ import annotations
