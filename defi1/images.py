@@ -37,47 +37,38 @@ def read_image(path) -> np.ndarray:
     applied. Raises :class:`FileNotFoundError` when the file is missing and :class:`defi1.errors.ImageReadError`
     (naming the file) when it cannot be decoded.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such image file")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-                array = np.asarray(image, dtype=np.float64)
-                scale = 255.0 / max(float(array.max()), 1.0)
-                image = Image.fromarray((array * scale).astype(np.uint8))
-            image = image.convert("RGB")
-            return np.asarray(image, dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ImageReadError(path, f"cannot decode image ({error.__class__.__name__}: {error})") from error
+    return _open_image(path, _rgb_array)
 
 
 def read_image_with_alpha(path) -> np.ndarray:
     """Read an image file as RGBA ``uint8`` of shape ``(height, width, 4)`` (for object crops pasted with their
     transparency). Images without alpha get an opaque alpha channel (255). Errors as :func:`read_image`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such image file")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            return np.asarray(image.convert("RGBA"), dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ImageReadError(path, f"cannot decode image ({error.__class__.__name__}: {error})") from error
+    return _open_image(path, lambda image: np.asarray(image.convert("RGBA"), dtype=np.uint8).copy())
 
 
 def image_size(path) -> tuple[int, int]:
     """``(width, height)`` of an image file without decoding its pixels. Errors as :func:`read_image`."""
+    return _open_image(path, lambda image: image.size, decode_pixels=False)
+
+
+def _rgb_array(image) -> np.ndarray:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        scale = 255.0 / max(float(array.max()), 1.0)
+        image = Image.fromarray((array * scale).astype(np.uint8))
+    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
+def _open_image(path, convert, decode_pixels=True):
+    """Open ``path`` with Pillow, apply the EXIF orientation and return ``convert(image)``; errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such image file")
     try:
         with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            return image.size
+            if decode_pixels:
+                image.load()
+            return convert(ImageOps.exif_transpose(image))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ImageReadError(path, f"cannot decode image ({error.__class__.__name__}: {error})") from error
 

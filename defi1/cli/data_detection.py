@@ -49,7 +49,7 @@ def register(subparsers):
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
     parser.add_argument("--val", type=int, default=None, help="validation images (default images // 4)")
-    parser.add_argument("--test", type=int, default=0, help="test images (default 0)")
+    parser.add_argument("--test", type=int, default=None, help="test images (default images // 4; 0 for none)")
     parser.add_argument("--max-objects", type=int, default=5, help="at most this many shapes per image (default 5)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in OUT")
     parser.set_defaults(handler=shapes_command)
@@ -67,7 +67,7 @@ def register(subparsers):
     parser.add_argument("--size", type=int, default=416,
                         help="square output side in pixels; 0 keeps each background's size (default 416)")
     parser.add_argument("--val", type=int, default=None, help="validation images (default images // 4)")
-    parser.add_argument("--test", type=int, default=0, help="test images (default 0)")
+    parser.add_argument("--test", type=int, default=None, help="test images (default images // 4; 0 for none)")
     parser.add_argument("--min-objects", type=int, default=1, help="at least this many objects per image (default 1)")
     parser.add_argument("--max-objects", type=int, default=4, help="at most this many objects per image (default 4)")
     parser.add_argument("--min-scale", type=float, default=0.15,
@@ -111,7 +111,7 @@ def shapes_command(arguments):
     from defi1.detection.shapes import ShapesSettings, generate_shapes_dataset
 
     data_yaml = generate_shapes_dataset(arguments.out, num_images=arguments.images, seed=arguments.seed,
-                                        image_size=arguments.size, num_val=arguments.val, num_test=arguments.test,
+                                        image_size=arguments.size, num_val=arguments.val, num_test=_test_count(arguments),
                                         settings=ShapesSettings(image_size=arguments.size,
                                                                 max_objects=arguments.max_objects),
                                         overwrite=arguments.overwrite, progress=True)
@@ -127,8 +127,13 @@ def paste_command(arguments):
                              image_size=arguments.size or None)
     data_yaml = generate_paste_dataset(arguments.objects, arguments.backgrounds, arguments.out,
                                        num_images=arguments.images, seed=arguments.seed, num_val=arguments.val,
-                                       num_test=arguments.test, settings=settings,
+                                       num_test=_test_count(arguments), settings=settings,
                                        image_format=arguments.image_format, overwrite=arguments.overwrite,
                                        progress=True)
     print(f"pasted dataset written; dataset file: {data_yaml}")
     return 0
+
+
+def _test_count(arguments):
+    """``--test``, by default a quarter of ``--images`` (at least 1): the course always keeps a test set."""
+    return max(1, arguments.images // 4) if arguments.test is None else arguments.test
