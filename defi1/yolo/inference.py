@@ -234,7 +234,9 @@ def select_candidates(boxes, objectness, class_probabilities, *, max_candidates)
     num_rows = boxes.shape[1]
     if max_candidates is None or num_rows is None or max_candidates >= num_rows:
         return boxes, objectness, class_probabilities
-    best = objectness * ops.max(class_probabilities, axis=-1)
+    boxes, objectness, class_probabilities = (ops.convert_to_tensor(values)
+                                              for values in (boxes, objectness, class_probabilities))
+    best = ops.multiply(objectness, ops.max(class_probabilities, axis=-1))
     _, indices = ops.top_k(best, max_candidates, sorted=True)  # (batch, K)
     batch_size = ops.shape(boxes)[0]
     flat = ops.reshape(indices + ops.arange(batch_size, dtype=indices.dtype)[:, None] * num_rows, (-1,))
