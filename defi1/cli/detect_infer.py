@@ -29,6 +29,8 @@ def register(subparsers):
     predict.add_argument("--out", default="runs/predict", help="output folder, default runs/predict")
     predict.add_argument("--save-txt", action="store_true", help="also write labels/<name>.txt prediction files")
     predict.add_argument("--no-images", action="store_true", help="do not write annotated images/video")
+    predict.add_argument("--engine", choices=("keras", "onnxruntime"), default="keras",
+                         help="inference engine: keras (compiled, default) or onnxruntime (CPU; --model only)")
     predict.set_defaults(handler=run_predict)
 
     anchors = subparsers.add_parser(
@@ -55,7 +57,14 @@ def _detector(arguments):
     if arguments.model:
         if arguments.names:
             raise ValueError("--names goes with --cfg/--weights; a .keras model carries its class names")
+        if arguments.engine == "onnxruntime":
+            from defi1.realtime.engines import make_forward
+
+            options["forward"] = make_forward(arguments.model, "onnxruntime")
         return Detector.from_keras(arguments.model, input_size=arguments.input_size, **options)
+    if arguments.engine != "keras":
+        raise ValueError(f"--engine {arguments.engine} needs --model MODEL.keras (export it with "
+                         "'defi1 detect convert-darknet' first)")
     if arguments.cfg and arguments.weights:
         return Detector.from_darknet(arguments.cfg, arguments.weights, arguments.names,
                                      input_size=arguments.input_size, **options)

@@ -120,3 +120,25 @@ def test_anchors_prints_kmeans_anchors_of_a_dataset(tmp_path, capsys):
     assert "2 boxes (train) at input 416" in stdout
     code, _, stderr = run(["detect", "anchors", "--data", str(data), "-k", "3"], capsys)
     assert code == 1 and "at least k=3 boxes" in stderr
+
+
+def test_predict_with_the_onnxruntime_engine_writes_the_same_detections(constant_model_path, tmp_path, capsys,
+                                                                        monkeypatch):
+    pytest.importorskip("onnxruntime")
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("ONNX export runs through tf2onnx under the TensorFlow backend")
+    monkeypatch.setenv("DEFI1_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "images"
+    source.mkdir()
+    Image.new("RGB", (128, 64), "white").save(source / "wide.png")
+    out = tmp_path / "out"
+    code, stdout, _ = run(["detect", "predict", "--model", str(constant_model_path), "--source", str(source),
+                           "--out", str(out), "--save-txt", "--engine", "onnxruntime"], capsys)
+    assert code == 0, stdout
+    assert (out / "labels" / "wide.txt").read_text() == WIDE_LINES
+
+
+def test_predict_onnxruntime_engine_needs_a_keras_model(tmp_path, capsys):
+    code, _, stderr = run(["detect", "predict", "--cfg", "a.cfg", "--weights", "a.weights", "--source", "x.jpg",
+                           "--engine", "onnxruntime"], capsys)
+    assert code == 1 and "--engine onnxruntime needs --model" in stderr
