@@ -20,11 +20,21 @@ def main(argv=None):
     parser.add_argument("--input-size", type=int, default=160)
     parser.add_argument("--minutes", type=float, default=20.0, help="training budget")
     parser.add_argument("--epochs", type=int, default=200, help="upper bound; the time budget usually stops first")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--assign-threshold", type=float, default=0.213,
+                        help="darknet iou_thresh: extra responsible anchors (1.0: YOLOv3's best anchor only)")
+    parser.add_argument("--ema", type=float, default=0.99, help="weights moving average momentum (0: off)")
+    parser.add_argument("--schedule", choices=("cosine", "plateau"), default="cosine")
+    parser.add_argument("--scale-jitter", type=float, default=0.1, help="random scale in 1 +- this (library: 0.25)")
+    parser.add_argument("--aspect-jitter", type=float, default=0.1, help="library default: 0.3")
+    parser.add_argument("--translate", type=float, default=0.05, help="library default: 0.1")
+    parser.add_argument("--jit-compile", choices=("on", "off"), default="on",
+                        help="XLA for the training step (on: ~15 %% faster on this CPU for tiny-YOLOv3)")
     parser.add_argument("--out", default=None, help="run folder (default: a temporary folder)")
     arguments = parser.parse_args(argv)
 
+    from defi1.detection.augment import AugmentationSettings
     from defi1.detection.evaluation import evaluate_model
     from defi1.detection.shapes import ShapesSettings, generate_shapes_dataset
     from defi1.detection.training import TrainingSettings, train_detector
@@ -44,12 +54,20 @@ def main(argv=None):
             data=data_yaml, model="yolov3-tiny", input_size=arguments.input_size, epochs=arguments.epochs,
             batch_size=arguments.batch_size, learning_rate=arguments.learning_rate, anchors="kmeans",
             batchnorm_momentum=0.95, early_stopping_patience=0, reduce_lr_patience=3,
+            learning_rate_schedule=arguments.schedule, warmup_epochs=1.0,
+            ema_momentum=arguments.ema or None, assign_threshold=arguments.assign_threshold,
+            jit_compile=arguments.jit_compile == "on",
+            augmentation=AugmentationSettings(scale_range=(1 - arguments.scale_jitter, 1 + arguments.scale_jitter),
+                                              aspect_jitter=arguments.aspect_jitter, translate=arguments.translate),
             max_time_s=arguments.minutes * 60, out_dir=out_dir / "training", verbose=2))
         training_time = time.perf_counter() - started
         metrics = evaluate_model(result.best_model_path, data_yaml, "test", out_dir=out_dir / "evaluation")
         train_images = arguments.images - 2 * held_out
-        print(f"tiny-YOLOv3 from scratch, {train_images} train / {held_out} test shapes images, "
-              f"input {arguments.input_size}")
+        print(f"tiny-YOLOv3 from scratch, {train_images} train / {held_out} val / {held_out} test shapes images, "
+              f"input {arguments.input_size}, batch {arguments.batch_size}, {arguments.schedule} learning rate "
+              f"{arguments.learning_rate:g}, EMA {arguments.ema or 'off'}, assign threshold "
+              f"{arguments.assign_threshold:g}, XLA {arguments.jit_compile}, scale jitter {arguments.scale_jitter:g}, "
+              f"aspect jitter {arguments.aspect_jitter:g}, translate {arguments.translate:g}")
         print(f"training: {result.epochs_completed} epochs in {training_time / 60:.1f} min "
               f"({train_images * result.epochs_completed / training_time:.1f} images/s with validation)")
         print(f"test map50 {metrics['map50']:.3f}  map50_95 {metrics['map50_95']:.3f}  "

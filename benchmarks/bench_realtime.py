@@ -9,7 +9,7 @@ Measures, in one run and on the same weights:
 
 each model-only (forward pass on one pre-processed frame) and end to end (decode the video, letterbox, model, decode
 boxes + NMS, draw, every frame). The weights are seeded random with an objectness prior of 1 %
-(:func:`defi1.realtime.demo.set_objectness_prior`), so the post-processing sees a few boxes per frame as with a
+(:func:`defi1.yolo.model.initialize_head_priors`, classes at 0.5), so the post-processing sees a few boxes per frame as with a
 trained model. Targets on 2 CPU cores: tiny-YOLOv3 ≥ 25 FPS end to end, end to end ≥ 0.9 × model only.
 
     python benchmarks/bench_realtime.py                       # tiny-YOLOv3, 416, 100 frames
@@ -99,10 +99,9 @@ def main(argv=None):
     from defi1.errors import Defi1Error
     from defi1.files import atomic_save_model, atomic_write_json
     from defi1.realtime.bench import benchmark
-    from defi1.realtime.demo import set_objectness_prior
     from defi1.realtime.video import write_synthetic_video
     from defi1.yolo.darknet import save_darknet
-    from defi1.yolo.model import build_yolov3, build_yolov3_tiny
+    from defi1.yolo.model import build_yolov3, build_yolov3_tiny, initialize_head_priors
 
     environment = describe()
     print(f"machine: {environment['machine']}; device: {environment['device']}; backend: {environment['backend']}")
@@ -114,7 +113,7 @@ def main(argv=None):
     keras.utils.set_random_seed(0)
     build = build_yolov3_tiny if arguments.network == "yolov3-tiny" else build_yolov3
     model = build(num_classes=arguments.classes, input_size=arguments.input_size)
-    set_objectness_prior(model)
+    initialize_head_priors(model, objectness_prior=0.01, class_prior=0.5)
     model_path = atomic_save_model(model, work / f"{arguments.network}.keras")
     weights_path, cfg_path = save_darknet(model, work / f"{arguments.network}.weights")
     video = write_synthetic_video(work / "video_640x480.mp4", frames=arguments.frames + 1)

@@ -29,12 +29,26 @@ def register(subparsers):
     train.add_argument("--out", default="runs/detect/train", help="run folder (runs/detect/train)")
     train.add_argument("--resume", action="store_true", help="continue from OUT/last.keras at the next epoch")
     train.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs with tensor cores)")
-    train.add_argument("--multi-scale", action="store_true", help="each batch at a random side in 320..608")
+    train.add_argument("--multi-scale", nargs="?", const="320,608", default=None, metavar="MIN,MAX",
+                       help="each batch at a random side from MIN to MAX in steps of 32 (320,608 when no range)")
     train.add_argument("--distribute", action="store_true",
                        help="data-parallel training on all visible devices (TF MirroredStrategy / JAX DataParallel)")
     train.add_argument("--no-augment", action="store_true", help="train without data augmentation")
     train.add_argument("--anchors", choices=("default", "kmeans"), default="default",
                        help="default COCO anchors or k-means anchors of the training boxes (built-in models)")
+    train.add_argument("--schedule", choices=("plateau", "cosine"), default="plateau",
+                       help="learning rate: cut 10x when validation stalls (plateau, default), or warm-up and cosine "
+                            "decay to the end of the stage or of --time-limit (cosine)")
+    train.add_argument("--warmup-epochs", type=float, default=0.0, help="cosine schedule's linear warm-up (0)")
+    train.add_argument("--ema", type=float, default=None, metavar="MOMENTUM",
+                       help="validate and save a moving average of the weights, e.g. 0.99 (default: off)")
+    train.add_argument("--assign-threshold", type=float, default=1.0,
+                       help="anchors whose shape IoU with a box exceeds this also learn it (darknet iou_thresh; "
+                            "1.0, YOLOv3's rule: the best anchor only)")
+    train.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
+                       help="stop after this many minutes of training (the last epoch completes and is saved)")
+    train.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",
+                       help="XLA compilation of the training step (auto: on accelerators only)")
     train.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs, 0: off (10)")
     train.add_argument("--workers", type=int, default=1, help="parallel batch loaders (1)")
     train.add_argument("--multiprocessing", action="store_true", help="load batches in processes, not threads")
@@ -60,6 +74,19 @@ def register(subparsers):
     evaluate.set_defaults(handler=run_evaluate)
 
 
+def multi_scale_sizes(text: str) -> tuple[int, ...]:
+    """The value of --multi-scale, ``"MIN,MAX"``, as the sides ``MIN, MIN + 32, ..., MAX``."""
+    from defi1.errors import ConfigError
+
+    try:
+        low, high = (int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--multi-scale {text}: expected MIN,MAX (two multiples of 32, e.g. 320,608)") from None
+    if low <= 0 or low % 32 or high % 32 or high < low:
+        raise ConfigError(f"--multi-scale {text}: expected MIN,MAX multiples of 32 with 0 < MIN <= MAX")
+    return tuple(range(low, high + 1, 32))
+
+
 def run_train(arguments: argparse.Namespace):
     from defi1.detection.training import TrainingSettings, train_detector
 
@@ -68,10 +95,16 @@ def run_train(arguments: argparse.Namespace):
         epochs=arguments.epochs, freeze_epochs=arguments.freeze_epochs, batch_size=arguments.batch_size,
         learning_rate=arguments.learning_rate, fine_tune_learning_rate=arguments.fine_tune_learning_rate,
         out_dir=arguments.out, resume=arguments.resume, mixed_precision=arguments.mixed_precision,
-        multi_scale=arguments.multi_scale, distribute=arguments.distribute, augment=not arguments.no_augment,
+        multi_scale=arguments.multi_scale is not None,
+        multi_scale_sizes=multi_scale_sizes(arguments.multi_scale or "320,608"), distribute=arguments.distribute,
+        augment=not arguments.no_augment,
         anchors=None if arguments.anchors == "default" else arguments.anchors,
         early_stopping_patience=arguments.patience, workers=arguments.workers,
-        use_multiprocessing=arguments.multiprocessing, seed=arguments.seed)
+        use_multiprocessing=arguments.multiprocessing, seed=arguments.seed,
+        learning_rate_schedule=arguments.schedule, warmup_epochs=arguments.warmup_epochs,
+        ema_momentum=arguments.ema, assign_threshold=arguments.assign_threshold,
+        max_time_s=None if arguments.time_limit is None else arguments.time_limit * 60,
+        jit_compile={"auto": "auto", "on": True, "off": False}[arguments.jit_compile])
     result = train_detector(settings)
     print(f"Epochs completed: {result.epochs_completed}")
     print(f"Best model: {result.best_model_path}")

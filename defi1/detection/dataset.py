@@ -63,13 +63,15 @@ class DetectionDataset(keras.utils.PyDataset):
         shuffle: reshuffle the samples every epoch (default: when augmenting).
         repeat: passes over the samples per epoch (small datasets: fewer, longer epochs).
         max_boxes: ground-truth rows per head (see :func:`~defi1.yolo.targets.encode_targets`).
+        assign_threshold: shape IoU above which more anchors than the best one are responsible for a box
+            (darknet's ``iou_thresh``; 1.0: the best anchor only, as YOLOv3).
         seed: seed of every random draw. epoch: the epoch to start at (for resumed training).
         workers, use_multiprocessing, max_queue_size: passed to ``keras.utils.PyDataset``.
     """
 
     def __init__(self, samples, *, heads, input_size=416, batch_size=8, augment=False, augmentation=None,
                  multi_scale=False, multi_scale_sizes=MULTI_SCALE_SIZES, shuffle=None, repeat=1, max_boxes=100,
-                 seed=0, epoch=0, workers=1, use_multiprocessing=False, max_queue_size=10):
+                 assign_threshold=1.0, seed=0, epoch=0, workers=1, use_multiprocessing=False, max_queue_size=10):
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
         from defi1.yolo.targets import head_spec
 
@@ -90,7 +92,11 @@ class DetectionDataset(keras.utils.PyDataset):
         if int(repeat) < 1:
             raise ValueError(f"repeat must be at least 1, got {repeat}")
         self.repeat = int(repeat)
+        if self.multi_scale and len(set(self.multi_scale_sizes)) > 1 and len(self) < 2:
+            raise DataError(f"multi-scale training needs at least 2 batches per epoch, got {len(self)} "
+                            f"({len(self.samples)} images, batch size {self.batch_size}): lower the batch size")
         self.max_boxes = int(max_boxes)
+        self.assign_threshold = float(assign_threshold)
         self.seed = int(seed)
         self.epoch = int(epoch)
 
@@ -116,11 +122,20 @@ class DetectionDataset(keras.utils.PyDataset):
         return np.random.default_rng([self.seed, self.epoch]).permutation(positions)
 
     def batch_side(self, index) -> int:
-        """The input side of batch ``index`` in the current epoch."""
+        """The input side of batch ``index`` in the current epoch.
+
+        With multi-scale training, batches 0 and 1 of every epoch always get two different sides: Keras's TensorFlow
+        backend infers the shapes of all batches from the first two, and only two different sides there make the
+        height and width dynamic (the same sides would fix them, and the first batch of another side would fail).
+        """
         if not self.multi_scale:
             return self.input_size
+        sizes = self.multi_scale_sizes
         rng = np.random.default_rng([self.seed, self.epoch, int(index), 1])
-        return int(rng.choice(self.multi_scale_sizes))
+        if int(index) == 1 and len(set(sizes)) > 1:
+            first = self.batch_side(0)
+            return int(rng.choice([side for side in sizes if side != first]))
+        return int(rng.choice(sizes))
 
     def load_annotations(self, position):
         """Ground truth of sample ``position`` in its own image: ``(image (H, W, 3) uint8, boxes (N, 4) xyxy pixels,
@@ -170,5 +185,5 @@ class DetectionDataset(keras.utils.PyDataset):
         from defi1.yolo.targets import encode_targets
 
         targets = encode_targets(boxes_list, class_ids_list, input_size=side, heads=self.heads,
-                                 max_boxes=self.max_boxes)
+                                 max_boxes=self.max_boxes, assign_threshold=self.assign_threshold)
         return images, tuple(targets)

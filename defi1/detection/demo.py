@@ -58,7 +58,10 @@ def run_localisation_demo(out_dir, *, smoke=False, settings: LocalisationDemoSet
         data=data_yaml, model="yolov3-tiny", input_size=settings.input_size, epochs=settings.epochs,
         freeze_epochs=0, batch_size=settings.batch_size, learning_rate=settings.learning_rate,
         out_dir=out_dir / "training", anchors="kmeans", seed=settings.seed, early_stopping_patience=0,
-        reduce_lr_patience=0 if smoke else 3, verbose=verbose), log=log)
+        # The recipe of benchmarks/bench_detection_training.py for short runs from scratch: extra responsible
+        # anchors, warm-up and cosine decay, averaged weights, fast-moving BatchNorm statistics.
+        assign_threshold=0.213, learning_rate_schedule="cosine", warmup_epochs=0 if smoke else 1,
+        ema_momentum=None if smoke else 0.99, batchnorm_momentum=0.95, verbose=verbose), log=log)
     evaluation_dir = out_dir / "evaluation"
     metrics = evaluate_model(training.best_model_path, data_yaml, "test", out_dir=evaluation_dir,
                              print_table=verbose != 0)

@@ -31,6 +31,7 @@ import keras
 import numpy as np
 
 from defi1.detection.augment import AugmentationSettings
+from defi1.detection.dataset import MULTI_SCALE_SIZES
 from defi1.errors import ConfigError, Defi1Error, WeightsError
 from defi1.files import atomic_save_model, atomic_write_bytes, atomic_write_json, ensure_output_dir
 
@@ -65,7 +66,8 @@ class TrainingSettings:
         out_dir: the run folder (see the module docstring).
         resume: continue from ``out_dir/last.keras`` at the epoch after the last complete one.
         mixed_precision: compute in float16 (``mixed_float16`` policy, loss scaling), variables in float32.
-        multi_scale: every batch draws its input side in 320..608 (step 32).
+        multi_scale: every batch draws its input side in ``multi_scale_sizes``.
+        multi_scale_sizes: the sides multi-scale training draws from (default 320 to 608 in steps of 32).
         distribute: data-parallel training on every visible device (MirroredStrategy under TensorFlow,
             ``keras.distribution.DataParallel`` under JAX).
         augment: random augmentation of the training images (:mod:`defi1.detection.augment`).
@@ -73,10 +75,22 @@ class TrainingSettings:
         repeat: passes over the training images per epoch (small datasets: fewer checkpoints and validations).
         anchors: ``None`` (the architecture's COCO anchors), ``"kmeans"`` (k-means on the training boxes), or an
             ``(A, 2)`` array of ``[width, height]`` pixels; built-in models only.
+        learning_rate_schedule: ``"plateau"``: the stage's rate, multiplied by ``reduce_lr_factor`` after
+            ``reduce_lr_patience`` epochs without improvement; ``"cosine"``: a linear warm-up over ``warmup_epochs``,
+            then a cosine decay to ``final_learning_rate_fraction`` of the rate at the end of the stage (or of
+            ``max_time_s``, whichever comes first: a time-limited run still ends on its low rates).
+        warmup_epochs: length of the cosine schedule's linear warm-up, in epochs (fractions allowed).
+        final_learning_rate_fraction: the cosine schedule's last rate, as a fraction of the stage's rate.
+        ema_momentum: keep an exponential moving average of the weights (Keras ``use_ema``) with this momentum and
+            validate and checkpoint with the averaged weights (``keras.callbacks.SwapEMAWeights``); ``None``: off.
+            Averaging smooths the last steps' noise: short runs gain most (0.99 averages ~100 steps).
         early_stopping_patience: epochs without validation improvement before a stage ends (``0`` disables).
         reduce_lr_patience: epochs without improvement before the learning rate is multiplied by
             ``reduce_lr_factor`` (``0`` disables).
         max_boxes: ground-truth boxes per image kept for the loss's ignore mask.
+        assign_threshold: anchors whose shape IoU with a box exceeds this are responsible for it besides the best
+            one (darknet's ``[yolo] iou_thresh``; 1.0, YOLOv3's rule: the best anchor only). More positives per box
+            speed up learning from scratch; YOLOv4's cfgs use 0.213.
         batchnorm_momentum: override the momentum of every batch normalisation's moving statistics (darknet and
             the builders use 0.99, right for long runs; a run of a few hundred steps needs ~0.9, or the statistics
             used at inference still lag far behind those the weights were trained with).
@@ -102,15 +116,21 @@ class TrainingSettings:
     resume: bool = False
     mixed_precision: bool = False
     multi_scale: bool = False
+    multi_scale_sizes: tuple = MULTI_SCALE_SIZES
     distribute: bool = False
     augment: bool = True
     augmentation: AugmentationSettings | None = None
     repeat: int = 1
     anchors: object = None
+    learning_rate_schedule: str = "plateau"
+    warmup_epochs: float = 0.0
+    final_learning_rate_fraction: float = 0.01
+    ema_momentum: float | None = None
     early_stopping_patience: int = 10
     reduce_lr_patience: int = 3
     reduce_lr_factor: float = 0.1
     max_boxes: int = 100
+    assign_threshold: float = 1.0
     batchnorm_momentum: float | None = None
     workers: int = 1
     use_multiprocessing: bool = False
@@ -137,6 +157,16 @@ class TrainingSettings:
             raise ValueError(f"freeze_epochs must be >= 0, got {self.freeze_epochs}")
         if self.learning_rate <= 0 or self.fine_tune_learning_rate <= 0:
             raise ValueError("learning rates must be positive")
+        if self.learning_rate_schedule not in ("plateau", "cosine"):
+            raise ValueError("learning_rate_schedule must be 'plateau' or 'cosine', got "
+                             f"{self.learning_rate_schedule!r}")
+        if self.warmup_epochs < 0 or not 0 <= self.final_learning_rate_fraction <= 1:
+            raise ValueError("warmup_epochs must be >= 0 and final_learning_rate_fraction in [0, 1]")
+        if self.ema_momentum is not None and not 0 < self.ema_momentum < 1:
+            raise ValueError(f"ema_momentum must be in (0, 1) or None, got {self.ema_momentum}")
+        sizes = tuple(self.multi_scale_sizes)
+        if not sizes or any(int(side) <= 0 or int(side) % 32 for side in sizes):
+            raise ValueError(f"multi_scale_sizes must be positive multiples of 32, got {sizes}")
 
 
 @dataclass
@@ -160,7 +190,10 @@ class TrainingResult:
 
 
 def build_model(settings: TrainingSettings, *, class_names) -> keras.Model:
-    """The model named by ``settings.model`` for ``class_names``, with ``settings.weights`` loaded."""
+    """The model named by ``settings.model`` for ``class_names``, with ``settings.weights`` loaded.
+
+    A newly built model's heads start at the priors of :func:`defi1.yolo.model.initialize_head_priors` (what
+    training from scratch, or COCO weights with another class count, keeps for the head convolutions)."""
     from defi1.yolo import model as yolo_model
 
     num_classes = len(class_names)
@@ -186,6 +219,8 @@ def build_model(settings: TrainingSettings, *, class_names) -> keras.Model:
     else:
         raise ConfigError(f"unknown model {name!r}: expected yolov3, yolov3-tiny, a darknet .cfg file or a .keras "
                           "model")
+    if not name.endswith(".keras"):  # a new model: heads start at the priors; loaded weights replace them
+        yolo_model.initialize_head_priors(model)
     load_initial_weights(model, settings.weights)
     return model
 
@@ -312,12 +347,51 @@ class TimeLimit(keras.callbacks.Callback):
         self.started = time.monotonic()
         self.reached = False
 
+    def fraction_spent(self) -> float:
+        """The share of the budget spent so far (may exceed 1)."""
+        import time
+
+        return (time.monotonic() - self.started) / self.max_time_s if self.max_time_s > 0 else 1.0
+
     def on_train_batch_end(self, batch, logs=None):
         import time
 
         if time.monotonic() - self.started >= self.max_time_s:
             self.reached = True
             self.model.stop_training = True
+
+
+class CosineLearningRate(keras.callbacks.Callback):
+    """Sets the optimizer's learning rate before every batch: a linear warm-up from 0 over ``warmup_steps``, then a
+    half cosine from ``peak`` down to ``peak * final_fraction`` at the end of the stage.
+
+    Steps count from the stage's first epoch (``initial_step``: where a resumed stage starts). Progress is the larger
+    of the steps done over ``total_steps`` and, with a ``time_limit`` (a :class:`TimeLimit`),
+    the time spent over its budget: a run cut short by its time limit still ends at the low rates.
+    """
+
+    def __init__(self, peak, *, total_steps, warmup_steps=0, final_fraction=0.01, time_limit=None, initial_step=0):
+        super().__init__()
+        self.peak = float(peak)
+        self.total_steps = max(int(total_steps), 1)
+        self.warmup_steps = max(int(warmup_steps), 0)
+        self.final_fraction = float(final_fraction)
+        self.time_limit = time_limit
+        self.step = int(initial_step)
+
+    def rate(self, step, time_fraction=0.0) -> float:
+        """The learning rate at ``step`` (counted from the stage's start), ``time_fraction`` of the budget spent."""
+        if step < self.warmup_steps:
+            return self.peak * (step + 1) / self.warmup_steps
+        span = max(self.total_steps - self.warmup_steps, 1)
+        progress = min(max((step - self.warmup_steps) / span, time_fraction), 1.0)
+        low = self.peak * self.final_fraction
+        return low + (self.peak - low) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        fraction = self.time_limit.fraction_spent() if self.time_limit is not None else 0.0
+        self.model.optimizer.learning_rate.assign(self.rate(self.step, fraction))
+        self.step += 1
 
 
 class AtomicCheckpoint(keras.callbacks.Callback):
@@ -511,9 +585,11 @@ def train_detector(settings: TrainingSettings | None = None, *, callbacks=(), lo
         heads = head_specs(model)
         dataset_options = dict(heads=heads, input_size=settings.input_size, batch_size=settings.batch_size,
                                max_boxes=settings.max_boxes, seed=settings.seed, workers=settings.workers,
+                               assign_threshold=settings.assign_threshold,
                                use_multiprocessing=settings.use_multiprocessing)
         train_data = DetectionDataset(list_samples(train_dir), augment=settings.augment,
                                       augmentation=settings.augmentation, multi_scale=settings.multi_scale,
+                                      multi_scale_sizes=settings.multi_scale_sizes,
                                       repeat=settings.repeat,
                                       epoch=initial_epoch, **dataset_options)
         validation_data = None
@@ -527,16 +603,29 @@ def train_detector(settings: TrainingSettings | None = None, *, callbacks=(), lo
             if end <= initial_epoch:
                 continue
             start = max(first, initial_epoch)
-            if resumed_learning_rate is not None and first < initial_epoch:
+            if resumed_learning_rate is not None and first < initial_epoch and \
+                    settings.learning_rate_schedule == "plateau":
                 learning_rate = resumed_learning_rate  # resuming inside this stage: keep its reduced rate
             frozen_names = set_backbone_trainable(model, not frozen)
             log(f"Stage {stage}: epochs {start + 1}-{end}, learning rate {learning_rate:g}, "
                 + (f"{len(frozen_names)} backbone layers frozen" if frozen else "all layers trained"))
-            model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-                          loss=yolo_losses(model, max_boxes=settings.max_boxes), jit_compile=_jit_compile(settings))
+            ema = settings.ema_momentum is not None
+            optimizer = keras.optimizers.Adam(learning_rate=learning_rate, use_ema=ema,
+                                              ema_momentum=settings.ema_momentum if ema else 0.99)
+            model.compile(optimizer=optimizer, loss=yolo_losses(model, max_boxes=settings.max_boxes),
+                          jit_compile=_jit_compile(settings))
             checkpoint.stage = stage
-            stage_callbacks = [nan_guard, checkpoint, csv_logger] + ([time_limit] if time_limit else [])
-            if settings.reduce_lr_patience > 0:
+            # With EMA, the averaged weights are swapped in for validation and for the checkpoint that follows.
+            stage_callbacks = [nan_guard] + ([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else [])
+            stage_callbacks += [checkpoint, csv_logger] + ([time_limit] if time_limit else [])
+            if settings.learning_rate_schedule == "cosine":
+                steps_per_epoch = settings.steps_per_epoch or len(train_data)
+                stage_callbacks.append(CosineLearningRate(  # a resumed stage continues its schedule
+                    learning_rate, total_steps=(end - first) * steps_per_epoch,
+                    warmup_steps=round(settings.warmup_epochs * steps_per_epoch),
+                    final_fraction=settings.final_learning_rate_fraction, time_limit=time_limit,
+                    initial_step=(start - first) * steps_per_epoch))
+            elif settings.reduce_lr_patience > 0:
                 stage_callbacks.append(keras.callbacks.ReduceLROnPlateau(
                     monitor=monitor, factor=settings.reduce_lr_factor, patience=settings.reduce_lr_patience,
                     verbose=1 if settings.verbose else 0))

@@ -30,28 +30,14 @@ def demo_detector(model_path=None, *, input_size: int = 416, seed: int = 0):
         return Detector.from_keras(model_path, input_size=input_size)
     import keras
 
-    from defi1.yolo.model import build_yolov3_tiny
+    from defi1.yolo.model import build_yolov3_tiny, initialize_head_priors
 
     keras.utils.set_random_seed(seed)
     model = build_yolov3_tiny(num_classes=len(DEMO_CLASSES), input_size=input_size, class_names=list(DEMO_CLASSES))
-    set_objectness_prior(model)
+    # A few boxes per frame, like a trained detector, rather than thousands for NMS (classes at 0.5: scores are set
+    # by the objectness alone).
+    initialize_head_priors(model, objectness_prior=0.01, class_prior=0.5)
     return Detector(model, input_size=input_size)
-
-
-def set_objectness_prior(model, probability: float = 0.01) -> None:
-    """Set the objectness bias of every head convolution to ``log(p / (1 - p))`` (the prior-probability
-    initialisation of RetinaNet's focal-loss paper), so an untrained network predicts objects with probability about
-    ``p`` instead of 0.5: a few boxes per frame, like a trained detector, rather than thousands for NMS."""
-    from defi1.yolo.layers import yolo_heads
-
-    bias_value = float(np.log(probability / (1.0 - probability)))
-    for head in yolo_heads(model):
-        convolution = head.input._keras_history[0]
-        kernel, bias = convolution.get_weights()
-        channels_per_anchor = 5 + head.num_classes
-        bias = bias.copy()
-        bias[4::channels_per_anchor] = bias_value
-        convolution.set_weights([kernel, bias])
 
 
 def plot_latency(stats, path):

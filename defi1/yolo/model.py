@@ -24,10 +24,12 @@ Keras layer names carry the darknet layer index: ``conv_12``, ``batchnorm_12``, 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import warnings
 
 import keras
+import numpy as np
 
 from defi1.errors import ConfigError
 from defi1.yolo import architectures
@@ -418,3 +420,35 @@ def check_input_shape(shape, *, max_stride=32, source="input"):
     if height % max_stride or width % max_stride or height < max_stride or width < max_stride:
         raise ValueError(f"{source}: input side {height}x{width} is not a multiple of {max_stride} (the network's "
                          f"largest stride); letterbox the image to e.g. 416x416 first")
+
+
+def initialize_head_priors(model, *, objectness_prior=0.01, class_prior=None) -> list[str]:
+    """Set the biases of the convolutions feeding the :class:`~defi1.yolo.layers.YoloHead` layers so that, before
+    any training, every prediction says "object" with probability ``objectness_prior`` and each class with
+    probability ``class_prior`` (default ``1 / C``, 0.5 for a single class); the box terms' biases are set to 0.
+
+    Only for training from random weights: with a zero bias every one of the thousands of background predictions
+    starts at probability 0.5, the objectness loss of the first steps is hundreds of times that of the objects, and
+    the first epochs are spent pushing them all down (the prior-probability initialisation of Lin et al., "Focal
+    Loss for Dense Object Detection", 2017). Darknet or ``.keras`` weights loaded afterwards replace these values.
+
+    Returns the names of the convolutions changed (a head fed by a convolution without a bias, as in a cfg whose
+    last convolution is batch-normalised, is left alone). Raises ``ValueError`` for priors outside ``(0, 1)``.
+    """
+    heads = yolo_heads(model)
+    class_prior = min(1.0 / heads[0].num_classes, 0.5) if class_prior is None else class_prior
+    for prior in (objectness_prior, class_prior):
+        if not 0.0 < prior < 1.0:
+            raise ValueError(f"priors must be probabilities in (0, 1), got {prior}")
+    changed = []
+    for head in heads:
+        convolution = head.input._keras_history[0]
+        if not isinstance(convolution, keras.layers.Conv2D) or not convolution.use_bias:
+            continue  # a cfg whose head convolution is batch-normalised: no bias to set
+        depth = 5 + head.num_classes
+        bias = np.zeros((len(head.anchors), depth), dtype=np.float32)
+        bias[:, 4] = math.log(objectness_prior / (1.0 - objectness_prior))
+        bias[:, 5:] = math.log(class_prior / (1.0 - class_prior))
+        convolution.bias.assign(bias.reshape(-1))
+        changed.append(convolution.name)
+    return changed

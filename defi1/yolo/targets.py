@@ -1,8 +1,10 @@
 """YOLOv3 training targets: ground-truth boxes to one packed array per head.
 
-Each ground-truth box is given to exactly one anchor of one head: the anchor (over ALL heads) whose shape best
-matches the box (IoU of boxes sharing a centre), in the grid cell that contains the box centre. A centre exactly on
-the right or bottom edge of the input goes to the last cell (the index is clamped), never out of range.
+Each ground-truth box is given to the anchor (over ALL heads) whose shape best matches the box (IoU of boxes sharing
+a centre), in the grid cell that contains the box centre; with an ``assign_threshold`` below 1 (darknet's ``[yolo]
+iou_thresh``, 0.213 in the YOLOv4 cfgs), also to every other anchor whose shape IoU with the box exceeds it (more
+positive examples per box: faster learning, at the price of near-duplicate predictions that NMS removes). A centre
+exactly on the right or bottom edge of the input goes to the last cell (the index is clamped), never out of range.
 
 Packed target layout, per head, ``float32`` of shape ``(batch, grid_h * grid_w * A + max_boxes, 5 + C)``:
 
@@ -93,7 +95,7 @@ def grid_shape(input_size, stride) -> tuple[int, int]:
     return height // stride, width // stride
 
 
-def encode_targets(boxes_list, class_ids_list, *, input_size, heads, max_boxes=100):
+def encode_targets(boxes_list, class_ids_list, *, input_size, heads, max_boxes=100, assign_threshold=1.0):
     """Encode ground truth of a batch into one packed target array per head (layout in the module docstring).
 
     Boxes with zero width or height are dropped (they cannot be learned and would make ``log(w / anchor)``
@@ -110,6 +112,8 @@ def encode_targets(boxes_list, class_ids_list, *, input_size, heads, max_boxes=1
         input_size: network input side (int) or ``(width, height)``.
         heads: list of :class:`HeadSpec` (or YoloHead layers) in output order.
         max_boxes: number of ground-truth rows appended to each head's targets.
+        assign_threshold: shape IoU above which an anchor other than the best one is also responsible for a box
+            (darknet's ``iou_thresh``); 1.0 (the default, YOLOv3's rule): the best anchor only.
     Returns:
         list (one per head) of ``float32`` arrays ``(batch, grid_h * grid_w * A + max_boxes, 5 + C)``.
     Raises:
@@ -156,7 +160,10 @@ def encode_targets(boxes_list, class_ids_list, *, input_size, heads, max_boxes=1
     all_anchors = np.concatenate([head.anchors for head in heads], axis=0)
     head_of_anchor = np.concatenate([np.full(head.num_anchors, position) for position, head in enumerate(heads)])
     local_anchor = np.concatenate([np.arange(head.num_anchors) for head in heads])
-    best = np.argmax(wh_iou(centre_size[:, 2:], all_anchors), axis=1) if len(centre_size) else np.zeros(0, np.int64)
+    shape_iou = wh_iou(centre_size[:, 2:], all_anchors).reshape(len(centre_size), len(all_anchors))
+    assigned = shape_iou > float(assign_threshold)
+    assigned[np.arange(len(centre_size)), np.argmax(shape_iou, axis=1)] = True  # the best anchor, always
+    box_of_pair, anchor_of_pair = np.nonzero(assigned)  # ordered by box: a later box overwrites an earlier one
 
     one_hot = np.eye(num_classes, dtype=np.float32)[class_ids]
     outputs = []
@@ -164,10 +171,11 @@ def encode_targets(boxes_list, class_ids_list, *, input_size, heads, max_boxes=1
         grid_h, grid_w = grid_shape((width, height), head.stride)
         num_cells = grid_h * grid_w * head.num_anchors
         target = np.zeros((batch_size, num_cells + max_boxes, 5 + num_classes), dtype=np.float32)
-        mine = head_of_anchor[best] == position
+        mine = box_of_pair[head_of_anchor[anchor_of_pair] == position]
+        anchors_mine = anchor_of_pair[head_of_anchor[anchor_of_pair] == position]
         cell_x = np.clip(np.floor(centre_size[mine, 0] / head.stride).astype(np.int64), 0, grid_w - 1)
         cell_y = np.clip(np.floor(centre_size[mine, 1] / head.stride).astype(np.int64), 0, grid_h - 1)
-        row = (cell_y * grid_w + cell_x) * head.num_anchors + local_anchor[best[mine]]
+        row = (cell_y * grid_w + cell_x) * head.num_anchors + local_anchor[anchors_mine]
         target[image_index[mine], row, 0:4] = centre_size[mine]
         target[image_index[mine], row, 4] = 1.0
         target[image_index[mine], row, 5:] = one_hot[mine]

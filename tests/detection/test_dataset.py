@@ -123,7 +123,15 @@ def test_multi_scale_draws_one_side_per_batch(dataset_dir):
             assert images.shape[1:3] == (side, side) and side in (64, 96, 128)
             assert targets[0].shape[1] == (side // 32) ** 2 * 3 + MAX_BOXES
             sides.add(side)
+        assert dataset.batch_side(0) != dataset.batch_side(1)  # what makes Keras's TensorFlow shapes dynamic
     assert len(sides) >= 2
+
+
+def test_multi_scale_needs_two_batches_per_epoch(dataset_dir):
+    samples = list_samples(dataset_dir / "images" / "train")
+    with pytest.raises(DataError, match="at least 2 batches per epoch"):
+        DetectionDataset(samples, heads=HEADS, input_size=64, batch_size=len(samples), multi_scale=True,
+                         multi_scale_sizes=(64, 96))
 
 
 def test_batches_are_identical_after_pickling_for_worker_processes(dataset_dir):

@@ -14,7 +14,8 @@ import pytest
 
 from defi1.detection.labels import write_dataset_yaml
 from defi1.detection.shapes import ShapesSettings, generate_shapes_dataset
-from defi1.detection.training import (BEST_MODEL, LAST_MODEL, LOG_FILE, STATE_FILE, TrainingDivergedError,
+from defi1.detection.training import (BEST_MODEL, LAST_MODEL, LOG_FILE, STATE_FILE, CosineLearningRate,
+                                      TrainingDivergedError,
                                       TrainingSettings, _stages, build_model, load_initial_weights,
                                       read_training_log, set_backbone_trainable, set_batchnorm_momentum,
                                       train_detector)
@@ -74,6 +75,25 @@ def test_impossible_settings_are_refused():
         TrainingSettings(data="d.yaml", input_size=100).check()
     with pytest.raises(ValueError, match="at least 1"):
         TrainingSettings(data="d.yaml", epochs=0).check()
+
+
+def test_cosine_schedule_values():
+    schedule = CosineLearningRate(1e-3, total_steps=110, warmup_steps=10, final_fraction=0.01)
+    assert schedule.rate(0) == pytest.approx(1e-4)  # warm-up: (step + 1) / 10 of the peak
+    assert schedule.rate(9) == pytest.approx(1e-3)
+    assert schedule.rate(10) == pytest.approx(1e-3)  # decay starts at the peak
+    assert schedule.rate(60) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))  # half way: the mean of peak and end
+    assert schedule.rate(110) == pytest.approx(1e-5)
+    assert schedule.rate(500) == pytest.approx(1e-5)
+    # A time budget spent faster than the steps moves the schedule on: 3/4 of the time is cos(3 pi / 4).
+    assert schedule.rate(20, time_fraction=0.75) == pytest.approx(1e-5 + (1e-3 - 1e-5) * 0.5 * (1 - 0.5 ** 0.5))
+
+
+def test_impossible_schedule_settings_are_refused():
+    for wrong in (dict(learning_rate_schedule="step"), dict(ema_momentum=1.0), dict(warmup_epochs=-1),
+                  dict(multi_scale_sizes=(320, 100))):
+        with pytest.raises(ValueError):
+            TrainingSettings(data="d.yaml", **wrong).check()
 
 
 def test_unknown_model_is_named(small_run):
@@ -228,15 +248,17 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
 
 DISTRIBUTED_SCRIPT = textwrap.dedent("""
     import json, sys
-    import tensorflow as tf
-
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    from defi1.detection.training import train_detector
+
+    if keras.backend.backend() == "tensorflow":  # two logical devices on the one CPU
+        import tensorflow as tf
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from defi1.detection.training import device_count, train_detector
 
     data_yaml, cfg, out_dir = sys.argv[1:4]
-    weights, losses = {}, {}
+    weights, losses, replicas = {}, {}, None
     for distribute in (False, True):
         result = train_detector(data=data_yaml, model=cfg, input_size=64, epochs=1, batch_size=4, augment=False,
                                 seed=7, out_dir=f"{out_dir}/{distribute}", distribute=distribute, verbose=0,
@@ -244,7 +266,11 @@ DISTRIBUTED_SCRIPT = textwrap.dedent("""
         model = keras.saving.load_model(result.last_model_path, compile=False)
         weights[distribute] = model.get_weights()
         losses[distribute] = result.history["loss"][0]
-    replicas = len(tf.config.list_logical_devices("CPU"))
+        if distribute:
+            from defi1.detection.training import distribution_scope
+
+            with distribution_scope(True):
+                replicas = device_count(True)
     difference = max(float(abs(a - b).max()) for a, b in zip(weights[False], weights[True]))
     print(json.dumps({"replicas": replicas, "max_weight_difference": difference, "loss_single": losses[False],
                       "loss_distributed": losses[True]}))
@@ -252,13 +278,17 @@ DISTRIBUTED_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_distributed_training_matches_single_device(small_run, tmp_path):
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_distributed_training_matches_single_device(small_run, tmp_path, backend):
+    """Data-parallel training on two devices of the one CPU (TensorFlow: two logical devices and MirroredStrategy;
+    JAX: two host devices and keras.distribution.DataParallel) gives the single-device result."""
+    if backend == "jax":
+        pytest.importorskip("jax")
     folder, data_yaml, _ = small_run
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("the two-logical-CPU check is written for TensorFlow's MirroredStrategy")
     # Without batch normalisation: per-replica batch statistics would (rightly) differ from whole-batch ones.
     cfg = narrow_tiny_cfg(tmp_path / "no_bn.cfg", batch_normalize=False)
-    environment = dict(os.environ, KERAS_BACKEND="tensorflow")
+    environment = dict(os.environ, KERAS_BACKEND=backend,
+                       XLA_FLAGS="--xla_force_host_platform_device_count=2")  # JAX: two CPU devices
     completed = subprocess.run([sys.executable, "-c", DISTRIBUTED_SCRIPT, str(data_yaml), str(cfg), str(tmp_path)],
                                capture_output=True, text=True, env=environment, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -266,6 +296,46 @@ def test_distributed_training_matches_single_device(small_run, tmp_path):
     assert report["replicas"] == 2
     assert report["loss_distributed"] == pytest.approx(report["loss_single"], rel=1e-4)
     assert report["max_weight_difference"] < 1e-4
+
+
+@pytest.mark.slow
+def test_parallel_loaders_train_exactly_like_one(small_run):
+    """Batches are drawn from the seed, epoch and index, so worker processes (2 epochs: shuffling and augmentation
+    redrawn) give the same losses and weights as the single in-process loader."""
+    folder, data_yaml, cfg = small_run
+    runs = {}
+    for workers, processes in ((1, False), (2, True)):
+        result = train_detector(data=data_yaml, model=str(cfg), input_size=64, epochs=2, batch_size=2, augment=True,
+                                seed=5, workers=workers, use_multiprocessing=processes,
+                                out_dir=folder / f"loaders_{workers}", verbose=0, early_stopping_patience=0,
+                                reduce_lr_patience=0, log=lambda message: None)
+        model = keras.saving.load_model(result.last_model_path, compile=False)
+        runs[workers] = result.history["loss"], model.get_weights()
+    np.testing.assert_allclose(runs[2][0], runs[1][0], rtol=1e-4)
+    assert max(float(np.abs(a - b).max()) for a, b in zip(runs[1][1], runs[2][1])) < 1e-4
+
+
+@pytest.mark.slow
+def test_multi_scale_training_feeds_every_size_through_fit(small_run, monkeypatch):
+    from defi1.detection.dataset import DetectionDataset
+
+    folder, data_yaml, cfg = small_run
+    sides = []
+    original = DetectionDataset.__getitem__
+
+    def recording_getitem(self, index):
+        images, targets = original(self, index)
+        if self.augment:  # training batches only
+            sides.append(images.shape[1])
+        return images, targets
+
+    monkeypatch.setattr(DetectionDataset, "__getitem__", recording_getitem)
+    result = train_detector(data=data_yaml, model=str(cfg), input_size=64, epochs=3, batch_size=1,
+                            multi_scale=True, multi_scale_sizes=(64, 96, 128), seed=1, out_dir=folder / "multi_scale",
+                            verbose=0, early_stopping_patience=0, reduce_lr_patience=0, log=lambda message: None)
+    # The 12 training batches of the 3 epochs (TensorFlow's adapter also reads the first two once, for the shapes).
+    assert len(sides) >= 12 and set(sides) == {64, 96, 128}
+    assert result.epochs_completed == 3 and all(np.isfinite(result.history["loss"]))
 
 
 @pytest.mark.slow

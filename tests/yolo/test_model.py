@@ -13,7 +13,7 @@ from defi1.errors import ConfigError
 from defi1.yolo.anchors import YOLOV3_ANCHORS, YOLOV3_TINY_ANCHORS
 from defi1.yolo.layers import DarknetBatchNormalization, DarknetMaxPool, YoloHead, yolo_heads
 from defi1.yolo.model import (backbone_layer_names, build_from_cfg, build_yolov3, build_yolov3_tiny,
-                              check_input_shape, model_cfg_text)
+                              check_input_shape, initialize_head_priors, model_cfg_text)
 
 CLASS_NAMES = ["circle", "square", "triangle"]
 
@@ -134,6 +134,26 @@ def test_tiny_heads_shapes_and_metadata():
     assert [head.ignore_threshold for head in heads] == [0.7, 0.7]
     assert heads[0].cfg_text is not None and heads[1].cfg_text is None
     assert [head.name for head in heads] == ["yolo_head_0", "yolo_head_1"]
+
+
+@pytest.mark.backend_agnostic
+def test_head_priors_set_the_initial_probabilities():
+    model = build_yolov3_tiny(num_classes=3, input_size=64)
+    assert initialize_head_priors(model, objectness_prior=0.01) == ["conv_15", "conv_22"]
+    # A black image gives zero activations all the way (no bias before the heads, BatchNorm beta 0), so each head
+    # outputs exactly its bias: objectness probability 0.01, each class 1/3, box terms 0.
+    outputs = model(np.zeros((1, 64, 64, 3), "float32"))
+    for output in outputs:
+        rows = keras.ops.convert_to_numpy(output).reshape(-1, 8)
+        np.testing.assert_allclose(1 / (1 + np.exp(-rows[:, 4])), 0.01, rtol=1e-5)
+        np.testing.assert_allclose(1 / (1 + np.exp(-rows[:, 5:])), 1 / 3, rtol=1e-5)
+        np.testing.assert_array_equal(rows[:, :4], 0.0)
+    with pytest.raises(ValueError, match="probabilities"):
+        initialize_head_priors(model, objectness_prior=1.0)
+    single_class = build_yolov3_tiny(num_classes=1, input_size=64)
+    initialize_head_priors(single_class)
+    bias = keras.ops.convert_to_numpy(single_class.get_layer("conv_15").bias)
+    np.testing.assert_array_equal(bias[5::6], 0.0)  # class probability 0.5
 
 
 def test_yolov3_heads_metadata_and_backbone():

@@ -36,6 +36,22 @@ def test_packed_shapes_and_row_of_one_box():
         assert np.all(target[0, cells + 1:] == 0)
 
 
+def test_assign_threshold_adds_every_anchor_above_it():
+    heads = yolov3_heads()
+    box = [np.array([box_at(100, 200, 116, 90)])]
+    # Shape IoUs of 116x90 with the anchors: 6 (116x90) 1, 5 (59x119) 5310/12151 = 0.437, 7 (156x198)
+    # 10440/30888 = 0.338, 4 (62x45) 2790/10440 = 0.267, the others less.
+    targets = encode_targets(box, [np.array([2])], input_size=416, heads=heads, assign_threshold=0.3)
+    rows = [np.flatnonzero(target[0, :-100, 4]).tolist() for target in targets]
+    assert rows[0] == [(6 * 13 + 3) * 3 + 0, (6 * 13 + 3) * 3 + 1]  # anchors 6 and 7 of head 0
+    assert rows[1] == [(12 * 26 + 6) * 3 + 2]  # anchor 5: head 1, cell (100 // 16, 200 // 16)
+    assert rows[2] == []
+    for target, row in ((targets[0], rows[0][1]), (targets[1], rows[1][0])):
+        np.testing.assert_allclose(target[0, row], [100, 200, 116, 90, 1, 0, 0, 1])
+    only_best = encode_targets(box, [np.array([2])], input_size=416, heads=heads, assign_threshold=0.5)
+    assert [int(target[0, :-100, 4].sum()) for target in only_best] == [1, 0, 0]
+
+
 def test_best_anchor_is_chosen_across_scales():
     heads = yolov3_heads()
     # Sizes close to anchor 1 (16x30, head 2), anchor 4 (62x45, head 1) and anchor 8 (373x326, head 0).
