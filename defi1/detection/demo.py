@@ -45,9 +45,11 @@ def run_localisation_demo(out_dir, *, smoke=False, settings: LocalisationDemoSet
     """
     from defi1.detection.evaluation import evaluate_model
     from defi1.detection.shapes import ShapesSettings, generate_shapes_dataset
-    from defi1.detection.training import TrainingSettings, train_detector
+    from defi1.detection.training import FROM_SCRATCH_RECIPE, TrainingSettings, train_detector
 
     settings = settings or (SMOKE_SETTINGS if smoke else LocalisationDemoSettings())
+    # Smoke runs are two epochs: no warm-up to spend them in, nothing to average.
+    recipe = dict(FROM_SCRATCH_RECIPE, warmup_epochs=0.0, ema_momentum=None) if smoke else FROM_SCRATCH_RECIPE
     out_dir = ensure_output_dir(out_dir)
     log(f"Generating {settings.num_train} + {settings.num_val} + {settings.num_test} shapes images")
     data_yaml = generate_shapes_dataset(
@@ -58,10 +60,7 @@ def run_localisation_demo(out_dir, *, smoke=False, settings: LocalisationDemoSet
         data=data_yaml, model="yolov3-tiny", input_size=settings.input_size, epochs=settings.epochs,
         freeze_epochs=0, batch_size=settings.batch_size, learning_rate=settings.learning_rate,
         out_dir=out_dir / "training", anchors="kmeans", seed=settings.seed, early_stopping_patience=0,
-        # The recipe of benchmarks/bench_detection_training.py for short runs from scratch: extra responsible
-        # anchors, warm-up and cosine decay, averaged weights, fast-moving BatchNorm statistics.
-        assign_threshold=0.213, learning_rate_schedule="cosine", warmup_epochs=0 if smoke else 1,
-        ema_momentum=None if smoke else 0.99, batchnorm_momentum=0.95, verbose=verbose), log=log)
+        verbose=verbose, **recipe), log=log)
     evaluation_dir = out_dir / "evaluation"
     metrics = evaluate_model(training.best_model_path, data_yaml, "test", out_dir=evaluation_dir,
                              print_table=verbose != 0)

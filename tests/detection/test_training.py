@@ -91,7 +91,7 @@ def test_cosine_schedule_values():
 
 def test_impossible_schedule_settings_are_refused():
     for wrong in (dict(learning_rate_schedule="step"), dict(ema_momentum=1.0), dict(warmup_epochs=-1),
-                  dict(multi_scale_sizes=(320, 100))):
+                  dict(multi_scale_sizes=(320, 100)), dict(assign_threshold=-0.1), dict(max_time_s=0)):
         with pytest.raises(ValueError):
             TrainingSettings(data="d.yaml", **wrong).check()
 
