@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="defi1", description="Hands on AI, défi 1: classification, YOLOv3 "
                                      "localisation and real-time detection with Keras 3.")
     parser.add_argument("--version", action="version", version=f"defi1 {__version__}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the deep-learning backend's own log messages (TensorFlow, CUDA, oneDNN); "
+                             "the environment variable DEFI1_VERBOSE=1 does the same")
     groups = parser.add_subparsers(dest="group", metavar="COMMAND")
     for group_name, (help_text, module_names) in GROUPS.items():
         modules = [module for module in map(_import_optional, module_names) if module is not None]
@@ -70,6 +73,10 @@ def main(argv=None) -> int:
 
     parser = build_parser()
     arguments = parser.parse_args(argv)
+    if arguments.verbose:
+        from defi1.keras_runtime import set_verbose
+
+        set_verbose(True)
     handler = getattr(arguments, "handler", None)
     if handler is None:
         parser.print_help()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def register(subparsers):
-    from defi1.classification.models import MODEL_NAMES
+    from defi1.classification.model_names import MODEL_NAMES
 
     parser = subparsers.add_parser(
         "train", help="train a classifier on an image folder (MLP, CNN or transfer learning)",

@@ -34,7 +34,9 @@ class OnnxRuntimeForward:
     engine = "onnxruntime"
 
     def __init__(self, onnx_path, *, threads: int | None = None, providers=None):
-        import onnxruntime
+        from defi1.extras import import_optional
+
+        onnxruntime = import_optional("onnxruntime", purpose="the ONNX Runtime engine")
 
         self.path = Path(onnx_path)
         if not self.path.is_file():

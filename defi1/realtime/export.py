@@ -77,6 +77,12 @@ def export_model(model_or_path, out_path, *, format: str = "onnx", opset: int | 
     """
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}: expected one of {', '.join(FORMATS)}")
+    if format == "onnx":
+        from defi1.environment import keras_backend
+        from defi1.extras import import_optional
+
+        if keras_backend() == "tensorflow":  # Keras exports to ONNX through tf2onnx (the onnx extra)
+            import_optional("tf2onnx", purpose="ONNX export")
     model = _as_model(model_or_path)
     out_path = Path(out_path)
     ensure_output_dir(out_path.parent)
