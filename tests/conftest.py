@@ -27,3 +27,15 @@ def darknet_dir(shared_dir):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def read_net_from_darknet():
+    """OpenCV 4's darknet importer, the reference implementation of darknet's arithmetic. OpenCV 5 removed it: the
+    tests that use it as an oracle skip there, saying so (they run in CI's main environment, which has OpenCV 4)."""
+    cv2 = pytest.importorskip("cv2")
+    importer = getattr(cv2.dnn, "readNetFromDarknet", None)
+    if importer is None:
+        pytest.skip(f"OpenCV {cv2.__version__} has no darknet importer (removed in OpenCV 5); this oracle needs "
+                    "OpenCV 4.x")
+    return importer

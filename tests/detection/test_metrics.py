@@ -106,7 +106,7 @@ def test_bad_input_is_reported():
 
 def _pycocotools_map(ground_truths, predictions, num_classes):
     """mAP50:95 and per-class AP from pycocotools on the same boxes (xyxy converted to COCO's xywh)."""
-    pytest.importorskip("pycocotools", reason="pycocotools (requirements-test.txt) is the oracle")
+    pytest.importorskip("pycocotools", reason="pycocotools (the test extra) is the oracle")
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 

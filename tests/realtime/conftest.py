@@ -152,14 +152,18 @@ def mini_model_path(mini_model, tmp_path_factory):
     return atomic_save_model(mini_model, tmp_path_factory.mktemp("model") / "mini.keras")
 
 
-def onnx_export_available() -> bool:
-    """ONNX export goes through tf2onnx under TensorFlow and needs jax2onnx under JAX."""
+def onnx_export_missing() -> str | None:
+    """Why ONNX export and the ONNX Runtime engine cannot be tested here (``None`` when they can): they need the
+    onnx extra (onnxruntime, and tf2onnx under TensorFlow) and, under JAX, jax2onnx."""
     import importlib.util
 
     import keras
 
-    return keras.backend.backend() != "jax" or importlib.util.find_spec("jax2onnx") is not None
+    needed = ["onnxruntime"] + (["jax2onnx"] if keras.backend.backend() == "jax" else ["tf2onnx"])
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        return f"{', '.join(missing)} not installed (pip install \"defi1[onnx]\"; jax2onnx under JAX)"
+    return None
 
 
-requires_onnx_export = pytest.mark.skipif(not onnx_export_available(),
-                                          reason="ONNX export under JAX needs jax2onnx (not installed)")
+requires_onnx_export = pytest.mark.skipif(onnx_export_missing() is not None, reason=str(onnx_export_missing()))

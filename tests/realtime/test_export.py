@@ -60,6 +60,10 @@ def test_bad_inputs(mini_model, tmp_path):
     (tmp_path / "model.h5").write_bytes(b"x")
     with pytest.raises(ValueError, match="expected a Keras model file ending in .keras"):
         load_model(tmp_path / "model.h5")
+
+
+@requires_onnx_export
+def test_bad_onnx_inputs(mini_model, tmp_path):
     (tmp_path / "broken.onnx").write_bytes(b"not onnx")
     with pytest.raises(ValueError, match="broken.onnx: ONNX Runtime cannot load"):
         OnnxRuntimeForward(tmp_path / "broken.onnx")

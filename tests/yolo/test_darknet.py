@@ -16,7 +16,6 @@ from defi1.yolo.darknet import (convolution_weights, encode_header, load_darknet
 from defi1.yolo.layers import yolo_heads
 from defi1.yolo.model import build_from_cfg, build_yolov3_tiny, prepare_sections
 
-cv2 = pytest.importorskip("cv2")
 
 #: A small cfg using every supported section: stride-2 convolutions, a residual shortcut, max pools of darknet's
 #: geometry (2/2, SPP 5 and 9 at stride 1, tiny's 2/1), routes with relative and absolute indices, upsampling.
@@ -146,18 +145,18 @@ num=6
 """
 
 
-def _opencv_heads(cfg_path, weights_path, images):
+def _opencv_heads(read_net_from_darknet, cfg_path, weights_path, images):
     """Head convolution outputs of OpenCV's darknet importer, NHWC."""
     sections, _, _ = prepare_sections(cfg_path)
     names = [f"conv_{layer.index}" for layer in convolution_weights(sections) if layer.feeds_yolo]
-    network = cv2.dnn.readNetFromDarknet(str(cfg_path), str(weights_path))
+    network = read_net_from_darknet(str(cfg_path), str(weights_path))
     network.setInput(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
     return [output.transpose(0, 2, 3, 1) for output in network.forward(names)]
 
 
-def _max_differences(model, cfg_path, weights_path, images):
+def _max_differences(read_net_from_darknet, model, cfg_path, weights_path, images):
     ours = [keras.ops.convert_to_numpy(output) for output in model(images)]
-    reference = _opencv_heads(cfg_path, weights_path, images)
+    reference = _opencv_heads(read_net_from_darknet, cfg_path, weights_path, images)
     assert [output.shape for output in ours] == [output.shape for output in reference]
     assert all(np.abs(output).max() > 0.1 for output in reference)  # not a trivially small signal
     return [float(np.abs(a - b).max()) for a, b in zip(ours, reference)]
@@ -194,34 +193,34 @@ def test_reference_file_sizes(darknet_dir):
 
 
 @pytest.mark.backend_agnostic
-def test_mini_cfg_matches_opencv(mini, rng):
+def test_mini_cfg_matches_opencv(read_net_from_darknet, mini, rng):
     """Under TensorFlow and JAX alike (CI reruns it with KERAS_BACKEND=jax)."""
     cfg_path, weights_path = mini
     model = load_darknet(cfg_path, weights_path)
     images = rng.random((2, 64, 96, 3), dtype=np.float32)
-    assert max(_max_differences(model, cfg_path, weights_path, images)) < 1e-4
+    assert max(_max_differences(read_net_from_darknet, model, cfg_path, weights_path, images)) < 1e-4
 
 
-def test_tiny_matches_opencv_at_416(darknet_dir, tmp_path, rng):
+def test_tiny_matches_opencv_at_416(read_net_from_darknet, darknet_dir, tmp_path, rng):
     cfg_path = darknet_dir / "cfg" / "yolov3-tiny.cfg"
     weights_path = write_random_darknet_weights(cfg_path, tmp_path / "tiny.weights", seed=0)
     model = load_darknet(cfg_path, weights_path, class_names=darknet_dir / "coco.names")
     assert yolo_heads(model)[0].class_names[:2] == ["person", "bicycle"]
     images = rng.random((1, 416, 416, 3), dtype=np.float32)
-    assert max(_max_differences(model, cfg_path, weights_path, images)) < 1e-4
+    assert max(_max_differences(read_net_from_darknet, model, cfg_path, weights_path, images)) < 1e-4
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["yolov3", "yolov3-spp", "yolov3-voc"])
-def test_full_cfgs_match_opencv(darknet_dir, tmp_path, rng, name):
+def test_full_cfgs_match_opencv(read_net_from_darknet, darknet_dir, tmp_path, rng, name):
     cfg_path = darknet_dir / "cfg" / f"{name}.cfg"
     weights_path = write_random_darknet_weights(cfg_path, tmp_path / f"{name}.weights", seed=0)
     model = load_darknet(cfg_path, weights_path)
     images = rng.random((1, 128, 128, 3), dtype=np.float32)
-    assert max(_max_differences(model, cfg_path, weights_path, images)) < 1e-4
+    assert max(_max_differences(read_net_from_darknet, model, cfg_path, weights_path, images)) < 1e-4
 
 
-def test_opencv_batchnorm_uses_variance_plus_epsilon(tmp_path):
+def test_opencv_batchnorm_uses_variance_plus_epsilon(read_net_from_darknet, tmp_path):
     """OpenCV's importer computes (x - mean) / sqrt(variance + 1e-6); darknet (and defi1) (x - mean) /
     (sqrt(variance) + 1e-6). The difference only shows for variances near 1e-6."""
     cfg_path = tmp_path / "bn.cfg"
@@ -236,7 +235,7 @@ def test_opencv_batchnorm_uses_variance_plus_epsilon(tmp_path):
     weights_path.write_bytes(encode_header({"major": 0, "minor": 2, "revision": 0, "seen": 0})
                              + values.astype("<f4").tobytes())
     images = np.full((1, 32, 32, 3), 0.5, dtype=np.float32)
-    network = cv2.dnn.readNetFromDarknet(str(cfg_path), str(weights_path))
+    network = read_net_from_darknet(str(cfg_path), str(weights_path))
     network.setInput(images.transpose(0, 3, 1, 2).copy())
     opencv = network.forward("bn_0")[0, :3, 0, 0]
     np.testing.assert_allclose(opencv, 0.5 / np.sqrt(variance[:3] + 1e-6), rtol=1e-5)
@@ -278,7 +277,7 @@ def test_cfg_weights_mismatch_is_an_error(mini, darknet_dir):
         load_darknet(darknet_dir / "cfg" / "yolov3-tiny.cfg", weights_path.parent / "nothing.weights")
 
 
-def test_export_round_trip_is_byte_identical_and_runs_in_opencv(mini, tmp_path, rng):
+def test_export_round_trip_is_byte_identical_and_runs_in_opencv(read_net_from_darknet, mini, tmp_path, rng):
     cfg_path, weights_path = mini
     model = load_darknet(cfg_path, weights_path)
     path = tmp_path / "mini.keras"
@@ -289,7 +288,7 @@ def test_export_round_trip_is_byte_identical_and_runs_in_opencv(mini, tmp_path, 
     assert exported_weights.read_bytes() == weights_path.read_bytes()
     assert exported_cfg.read_text() == MINI_CFG
     images = rng.random((1, 64, 64, 3), dtype=np.float32)
-    assert max(_max_differences(loaded, exported_cfg, exported_weights, images)) < 1e-4
+    assert max(_max_differences(read_net_from_darknet, loaded, exported_cfg, exported_weights, images)) < 1e-4
 
 
 def test_export_of_a_keras_trained_model_loads_back(tmp_path, rng):
