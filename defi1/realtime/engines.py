@@ -121,3 +121,14 @@ def make_forward(model_or_path, engine: str = "keras", *, mixed_precision: bool 
                 return inner(batch)
             forward.engine = "keras"
     return forward
+
+
+def installed_engines() -> list[str]:
+    """The engines usable here: ``keras`` always; ``onnxruntime`` when the onnx extra (ONNX Runtime, and tf2onnx
+    under TensorFlow to export ``.keras`` models) is installed."""
+    import importlib.util
+
+    from defi1.environment import keras_backend
+
+    needed = ["onnxruntime"] + (["tf2onnx"] if keras_backend() == "tensorflow" else ["jax2onnx"])
+    return ["keras"] + (["onnxruntime"] if all(importlib.util.find_spec(name) for name in needed) else [])

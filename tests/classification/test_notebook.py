@@ -1,20 +1,20 @@
-"""The Part 1 notebook runs end to end with the CI settings (papermill, SMOKE=True, offline)."""
+"""The Part 1 notebook runs end to end with the CI settings (nbclient, SMOKE=True, offline)."""
 
 from pathlib import Path
 
 import pytest
+
+from tests.notebook_runner import execute_notebook
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "01_classification.ipynb"
 
 
 @pytest.mark.slow
 def test_notebook_runs_in_smoke_mode_and_records_results(tmp_path):
-    papermill = pytest.importorskip("papermill")
     from defi1.results import load_results
 
-    papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "executed.ipynb"), cwd=str(tmp_path),
-                               parameters={"SMOKE": True, "RESULTS_DIR": str(tmp_path / "results")},
-                               progress_bar=False)
+    execute_notebook(NOTEBOOK, tmp_path / "executed.ipynb", cwd=tmp_path,
+                     parameters={"SMOKE": True, "RESULTS_DIR": str(tmp_path / "results")})
     results = load_results(tmp_path / "results" / "classification.json")
     assert results["smoke"] is True and results["dataset"] == "digits"
     assert 0.0 <= results["metrics"]["test_accuracy"] <= 1.0

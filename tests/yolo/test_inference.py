@@ -107,8 +107,9 @@ def test_select_candidates_keeps_the_best_scores_in_order():
         boxes, objectness, classes, max_candidates=3))
     np.testing.assert_array_equal(kept_boxes[0], boxes[0, [0, 2, 3]])
     np.testing.assert_array_equal(kept_boxes[1, :2], boxes[1, [0, 1]])
-    assert kept_objectness[1, 2] in (0.2, 1.0) and kept_boxes[1, 2].tolist() in (boxes[1, 3].tolist(),
-                                                                              boxes[1, 4].tolist())
+    # float32 values compared as float32 (numpy 1.x would compare float32(0.2) with the float64 0.2 and differ)
+    assert kept_objectness[1, 2] in np.float32([0.2, 1.0]) and kept_boxes[1, 2].tolist() in (boxes[1, 3].tolist(),
+                                                                                          boxes[1, 4].tolist())
     np.testing.assert_allclose(kept_objectness[0], [0.9, 0.5, 0.8])
     np.testing.assert_allclose(kept_classes[0], classes[0, [0, 2, 3]])
     every = select_candidates(boxes, objectness, classes, max_candidates=None)
