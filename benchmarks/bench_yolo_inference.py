@@ -58,6 +58,9 @@ def _prepare(name, cfg_text, folder):
     cfg_path.write_text(cfg_text)
     weights_path = write_random_darknet_weights(cfg_path, Path(folder) / f"{name}.weights", seed=0)
     model = load_darknet(cfg_path, weights_path)
+    if not hasattr(cv2.dnn, "readNetFromDarknet"):
+        raise SystemExit(f"this benchmark compares with OpenCV 4's darknet importer; OpenCV {cv2.__version__} has "
+                         "none (removed in OpenCV 5): run it where opencv-python-headless<5 is installed")
     network = cv2.dnn.readNetFromDarknet(str(cfg_path), str(weights_path))
     network.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
     network.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)

@@ -1,5 +1,6 @@
 """Shared test fixtures. ``shared_dir`` is the project's reference data (``../shared``), skipped when absent."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -29,16 +30,47 @@ def rng():
     return np.random.default_rng(0)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def read_net_from_darknet():
-    """OpenCV 4's darknet importer, the reference implementation of darknet's arithmetic. OpenCV 5 removed it: the
-    tests that use it as an oracle skip there, saying so (they run in CI's main environment, which has OpenCV 4)."""
+    """OpenCV 4's darknet importer (``cv2.dnn.readNetFromDarknet``), the reference implementation of darknet's
+    arithmetic. OpenCV 5 removed it: then the networks run in the Python named by ``DEFI1_OPENCV4_PYTHON`` (an
+    environment with ``opencv-python-headless<5``, which CI builds), else the tests that use this oracle skip."""
     cv2 = pytest.importorskip("cv2")
     importer = getattr(cv2.dnn, "readNetFromDarknet", None)
-    if importer is None:
-        pytest.skip(f"OpenCV {cv2.__version__} has no darknet importer (removed in OpenCV 5); this oracle needs "
-                    "OpenCV 4.x")
-    return importer
+    if importer is not None:
+        return importer
+    python = os.environ.get("DEFI1_OPENCV4_PYTHON")
+    if python:
+        return lambda cfg_path, weights_path: _OpenCV4Network(python, cfg_path, weights_path)
+    pytest.skip(f"OpenCV {cv2.__version__} has no darknet importer (removed in OpenCV 5); this oracle needs "
+                "OpenCV 4.x: set DEFI1_OPENCV4_PYTHON to a Python that has opencv-python-headless<5")
+
+
+class _OpenCV4Network:
+    """The part of ``cv2.dnn.Net`` the tests use (``setInput``, ``forward``), run by ``tests/opencv4_oracle.py`` in
+    the OpenCV 4 environment."""
+
+    def __init__(self, python, cfg_path, weights_path):
+        self.python, self.cfg_path, self.weights_path = python, str(cfg_path), str(weights_path)
+        self.blob = None
+
+    def setInput(self, blob):  # noqa: N802 (cv2.dnn.Net's name)
+        self.blob = np.ascontiguousarray(blob, dtype=np.float32)
+
+    def forward(self, names):  # noqa: N802
+        import subprocess
+        import tempfile
+
+        single = isinstance(names, str)
+        with tempfile.TemporaryDirectory() as folder:
+            request, result = Path(folder) / "request.npz", Path(folder) / "result.npz"
+            np.savez(request, cfg=self.cfg_path, weights=self.weights_path, blob=self.blob,
+                     names=np.array([names] if single else list(names)))
+            subprocess.run([self.python, str(Path(__file__).parent / "opencv4_oracle.py"), str(request),
+                            str(result)], check=True, capture_output=True, timeout=600)
+            with np.load(result) as outputs:
+                arrays = [outputs[f"output_{index}"] for index in range(len(outputs.files))]
+        return arrays[0] if single else arrays
 
 
 @pytest.fixture(scope="session")
