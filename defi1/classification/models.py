@@ -15,14 +15,7 @@ import importlib
 import keras
 from keras import layers
 
-# name: (keras.applications constructor, module holding its preprocess_input, smallest input side)
-BACKBONES = {
-    "mobilenet_v2": ("MobileNetV2", "keras.applications.mobilenet_v2", 32),
-    "resnet50": ("ResNet50", "keras.applications.resnet50", 32),
-    "efficientnet_b0": ("EfficientNetB0", "keras.applications.efficientnet", 32),
-}
-SCRATCH_MODELS = ("course_mlp", "dropout_mlp", "small_cnn")
-MODEL_NAMES = SCRATCH_MODELS + tuple(BACKBONES)
+from defi1.classification.catalog import BACKBONES, MODEL_NAMES, SCRATCH_MODELS  # noqa: F401  (re-exported)
 
 
 def preprocess_function(preprocessing: str):

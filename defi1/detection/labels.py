@@ -296,6 +296,14 @@ def load_dataset_yaml(path) -> DatasetConfig:
     return DatasetConfig(root=root, names=names, source=path, **folders)
 
 
+def find_dataset_yaml(folder) -> Path | None:
+    """The dataset YAML of a dataset folder: its only ``*.yaml`` / ``*.yml`` file, or ``None`` when it has none or
+    several (ambiguous)."""
+    folder = Path(folder)
+    yamls = sorted(list(folder.glob("*.yaml")) + list(folder.glob("*.yml")))
+    return yamls[0] if len(yamls) == 1 else None
+
+
 def write_dataset_yaml(path, *, names, train="images/train", val="images/val", test=None, root=".") -> Path:
     """Write a dataset YAML (atomically) with the split folders relative to ``root`` and ``names`` as an
     ``{id: name}`` mapping. With the default ``root="."`` no ``path`` key is written: defi1 and Ultralytics then

@@ -14,11 +14,12 @@ import pytest
 
 from defi1.detection.labels import write_dataset_yaml
 from defi1.detection.shapes import ShapesSettings, generate_shapes_dataset
-from defi1.detection.training import (BEST_MODEL, LAST_MODEL, LOG_FILE, STATE_FILE, CosineLearningRate,
-                                      TrainingDivergedError,
-                                      TrainingSettings, _stages, build_model, load_initial_weights,
-                                      read_training_log, set_backbone_trainable, set_batchnorm_momentum,
-                                      train_detector)
+from defi1.detection.training import LOG_FILE, TrainingDivergedError, train_detector
+from defi1.detection.training_callbacks import CosineLearningRate
+from defi1.detection.training_model import (build_model, load_initial_weights, set_backbone_trainable,
+                                            set_batchnorm_momentum)
+from defi1.detection.training_settings import TrainingSettings
+from defi1.runs import BEST_MODEL, LAST_MODEL, STATE_FILE, read_csv_history
 from defi1.errors import ConfigError
 from defi1.yolo.architectures import yolov3_tiny_cfg
 from defi1.yolo.model import backbone_layer_names, build_from_cfg
@@ -63,11 +64,11 @@ def small_run(tmp_path_factory):
 
 def test_stages_follow_the_course():
     with_weights = TrainingSettings(data="d.yaml", weights="yolov3-tiny.weights", epochs=30)
-    assert _stages(with_weights) == [(0, 10, 1e-3, True, 1), (10, 30, 1e-4, False, 2)]
+    assert with_weights.stages() == [(0, 10, 1e-3, True, 1), (10, 30, 1e-4, False, 2)]
     from_scratch = TrainingSettings(data="d.yaml", epochs=30)
-    assert _stages(from_scratch) == [(0, 30, 1e-3, False, 1)]
+    assert from_scratch.stages() == [(0, 30, 1e-3, False, 1)]
     capped = TrainingSettings(data="d.yaml", epochs=5, freeze_epochs=8, learning_rate=0.01)
-    assert _stages(capped) == [(0, 5, 0.01, True, 1)]
+    assert capped.stages() == [(0, 5, 0.01, True, 1)]
 
 
 def test_impossible_settings_are_refused():
@@ -208,7 +209,7 @@ def test_two_stages_checkpoints_and_resume(small_run):
     assert resumed_recorder.epochs_begun == [2]
     np.testing.assert_allclose(resumed_recorder.snapshots["start"]["conv_0"][0], stage2["conv_0"][0])
     assert resumed.epochs_completed == 3
-    assert read_training_log(out_dir / LOG_FILE)["epoch"] == [0.0, 1.0, 2.0]
+    assert read_csv_history(out_dir / LOG_FILE)["epoch"] == [0.0, 1.0, 2.0]
     assert json.loads((out_dir / STATE_FILE).read_text())["epochs_completed"] == 3
 
 
@@ -243,7 +244,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert json.loads((out_dir / STATE_FILE).read_text())["epochs_completed"] == 1
     model = keras.saving.load_model(out_dir / LAST_MODEL, safe_mode=True)
     assert all(np.all(np.isfinite(weight)) for weight in model.get_weights())
-    assert len(read_training_log(out_dir / LOG_FILE)["epoch"]) >= 1
+    assert len(read_csv_history(out_dir / LOG_FILE)["epoch"]) >= 1
 
 
 DISTRIBUTED_SCRIPT = textwrap.dedent("""
@@ -342,7 +343,8 @@ def test_multi_scale_training_feeds_every_size_through_fit(small_run, monkeypatc
 def test_overfit_reaches_map50(tmp_path):
     """The strongest test of the port: targets, loss, decoding and NMS must all be right to reach mAP50 >= 0.9."""
     from defi1.detection.evaluation import evaluate_model
-    from defi1.yolo.anchors import dataset_box_sizes, kmeans_anchors
+    from defi1.detection.anchors import dataset_box_sizes
+    from defi1.yolo.anchors import kmeans_anchors
 
     data_yaml = shapes_dataset(tmp_path / "shapes", num_images=8, image_size=128)
     anchors, _ = kmeans_anchors(dataset_box_sizes(data_yaml, input_size=128), 6, seed=0)

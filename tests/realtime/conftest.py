@@ -58,100 +58,6 @@ def small_video(tmp_path_factory):
     return write_synthetic_video(tmp_path_factory.mktemp("video") / "shapes.mp4", frames=30, width=160, height=120)
 
 
-MINI_CFG = """[net]
-width=64
-height=64
-channels=3
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=2
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=2
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-filters=24
-size=1
-stride=1
-pad=1
-activation=linear
-
-[yolo]
-mask = 3,4,5
-anchors = 10,14, 23,27, 37,58, 81,82, 135,169, 344,319
-classes=3
-num=6
-ignore_thresh = .7
-
-[route]
-layers = -4
-
-[convolutional]
-filters=24
-size=1
-stride=1
-pad=1
-activation=linear
-
-[yolo]
-mask = 0,1,2
-anchors = 10,14, 23,27, 37,58, 81,82, 135,169, 344,319
-classes=3
-num=6
-ignore_thresh = .7
-"""
-
-
-@pytest.fixture(scope="session")
-def mini_model():
-    """A tiny-YOLO-like network of 11 layers (heads at strides 32 and 16, 3 classes) with seeded random weights,
-    fast to build and export."""
-    from defi1.yolo.model import build_from_cfg
-
-    model = build_from_cfg(MINI_CFG, class_names=["circle", "square", "triangle"])
-    generator = np.random.default_rng(0)  # the same weights under every backend
-    model.set_weights([generator.normal(0.0, 0.3, weight.shape).astype("float32") if "variance" not in weight.path
-                       else generator.uniform(0.5, 1.5, weight.shape).astype("float32") for weight in model.weights])
-    return model
-
-
-@pytest.fixture(scope="session")
-def mini_model_path(mini_model, tmp_path_factory):
-    from defi1.files import atomic_save_model
-
-    return atomic_save_model(mini_model, tmp_path_factory.mktemp("model") / "mini.keras")
-
-
 def onnx_export_available() -> bool:
     """ONNX export goes through tf2onnx under TensorFlow and needs jax2onnx under JAX."""
     import importlib.util
@@ -163,3 +69,11 @@ def onnx_export_available() -> bool:
 
 requires_onnx_export = pytest.mark.skipif(not onnx_export_available(),
                                           reason="ONNX export under JAX needs jax2onnx (not installed)")
+
+
+@pytest.fixture(scope="session")
+def onnx_path(mini_model, tmp_path_factory):
+    """``mini_model`` exported to ONNX."""
+    from defi1.realtime.export import export_model
+
+    return export_model(mini_model, tmp_path_factory.mktemp("onnx") / "mini.onnx", format="onnx")

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from defi1.yolo.anchors import YOLOV3_ANCHORS, YOLOV3_MASKS, YOLOV3_TINY_ANCHORS, YOLOV3_TINY_MASKS
-from defi1.yolo.targets import HeadSpec, encode_targets, head_specs
+from defi1.yolo.heads import HeadSpec, head_specs
+from defi1.yolo.targets import encode_targets
 
 pytestmark = pytest.mark.backend_agnostic
 
