@@ -204,3 +204,32 @@ def mini_model_path(mini_model, tmp_path_factory):
     from defi1.files import atomic_save_model
 
     return atomic_save_model(mini_model, tmp_path_factory.mktemp("model") / "mini.keras")
+
+
+@pytest.fixture(scope="session")
+def small_video(tmp_path_factory):
+    """A generated video: 30 frames, 160x120, 30 fps."""
+    from defi1.realtime.video import write_synthetic_video
+
+    return write_synthetic_video(tmp_path_factory.mktemp("video") / "shapes.mp4", frames=30, width=160, height=120)
+
+
+def onnx_export_available() -> bool:
+    """ONNX export goes through tf2onnx under TensorFlow and needs jax2onnx under JAX."""
+    import importlib.util
+
+    import keras
+
+    return keras.backend.backend() != "jax" or importlib.util.find_spec("jax2onnx") is not None
+
+
+requires_onnx_export = pytest.mark.skipif(not onnx_export_available(),
+                                          reason="ONNX export under JAX needs jax2onnx (not installed)")
+
+
+@pytest.fixture(scope="session")
+def onnx_path(mini_model, tmp_path_factory):
+    """``mini_model`` exported to ONNX."""
+    from defi1.realtime.export import export_model
+
+    return export_model(mini_model, tmp_path_factory.mktemp("onnx") / "mini.onnx", format="onnx")

@@ -79,18 +79,13 @@ def run_stream_command(arguments):
                                mode=arguments.mode, pipeline=not arguments.no_pipeline, progress=progress)
     finally:
         source.close()
-    summary = stats.summary()
-    print(f"{summary['frames_processed']} frames from {summary['source']} ({summary['mode']} mode): "
-          f"{summary['fps_end_to_end']:.1f} FPS end to end, model {summary['fps_model']:.1f} FPS, "
-          f"latency median {summary['latency_ms_median']:.0f} ms (p90 {summary['latency_ms_p90']:.0f}, "
-          f"p99 {summary['latency_ms_p99']:.0f}), dropped {summary['frames_dropped']}, "
-          f"reconnects {summary['reconnects']}; ended: {summary['end_reason']}")
+    print(stats.describe())
     if arguments.save:
         print(f"recording: {arguments.save}")
     if arguments.json:
         from defi1.files import atomic_write_json
 
-        atomic_write_json(arguments.json, summary)
+        atomic_write_json(arguments.json, stats.summary())
     return 0
 
 

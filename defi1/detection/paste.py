@@ -8,16 +8,14 @@ random scale, position and (optionally) horizontal flip; the result is a YOLO-fo
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from defi1.boxes import overlaps_too_much
-from defi1.detection.labels import labels_from_pixels, write_dataset_yaml, write_yolo_labels
+from defi1.detection.labels import labels_from_pixels, prepare_dataset_folder, write_dataset_yaml, write_yolo_labels
 from defi1.errors import DataError
-from defi1.files import ensure_output_dir
 from defi1.images import list_images, read_image, read_image_with_alpha, write_image
 
 
@@ -159,13 +157,7 @@ def generate_paste_dataset(objects_dir, backgrounds_dir, out_dir, *, num_images:
     background_paths = list_images(backgrounds_dir)
     if not background_paths:
         raise DataError(f"{backgrounds_dir}: no background image")
-    out_dir = Path(out_dir)
-    if any((out_dir / kind).exists() for kind in ("images", "labels")):
-        if not overwrite:
-            raise FileExistsError(f"{out_dir}: already holds images/ or labels/ (choose an empty folder or overwrite)")
-        for kind in ("images", "labels"):
-            shutil.rmtree(out_dir / kind, ignore_errors=True)
-    out_dir = ensure_output_dir(out_dir)
+    out_dir = prepare_dataset_folder(out_dir, overwrite=overwrite)
     counts = {"train": num_images, "val": num_val, "test": num_test}
     bar = None
     if progress:

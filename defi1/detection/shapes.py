@@ -9,15 +9,13 @@ image is composited through that mask. The output is a function of the seed only
 from __future__ import annotations
 
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from defi1.boxes import overlaps_too_much
-from defi1.detection.labels import labels_from_pixels, write_dataset_yaml
-from defi1.files import ensure_output_dir
+from defi1.detection.labels import labels_from_pixels, prepare_dataset_folder, write_dataset_yaml
 
 SHAPE_NAMES = ("circle", "square", "triangle", "star", "cross")
 BACKGROUNDS = ("plain", "noise", "gradient", "texture")
@@ -215,16 +213,7 @@ def generate_shapes_dataset(out_dir, *, num_images: int, seed: int = 0, image_si
     settings = settings or ShapesSettings(image_size=image_size)
     if settings.image_size != image_size:
         settings = ShapesSettings(**{**settings.__dict__, "image_size": image_size})
-    out_dir = Path(out_dir)
-    if any((out_dir / kind).exists() for kind in ("images", "labels")):
-        if not overwrite:
-            raise FileExistsError(f"{out_dir}: already holds images/ or labels/ (choose an empty folder or overwrite)")
-        for kind in ("images", "labels"):
-            shutil.rmtree(out_dir / kind, ignore_errors=True)
-    out_dir = ensure_output_dir(out_dir)
-    stale_yaml = out_dir / "data.yaml"
-    if stale_yaml.exists():
-        stale_yaml.unlink()
+    out_dir = prepare_dataset_folder(out_dir, overwrite=overwrite)
     counts = {"train": num_images, "val": num_val, "test": num_test}
     total = sum(counts.values())
     bar = None

@@ -75,6 +75,15 @@ class StreamStats:
         figures.update(latency_percentiles(self.model_ms[1:] or self.model_ms, prefix="model_ms"))
         return figures
 
+    def describe(self) -> str:
+        """One line of the figures for people (what ``defi1 detect stream`` prints)."""
+        summary = self.summary()
+        return (f"{summary['frames_processed']} frames from {summary['source']} ({summary['mode']} mode): "
+                f"{summary['fps_end_to_end']:.1f} FPS end to end, model {summary['fps_model']:.1f} FPS, "
+                f"latency median {summary['latency_ms_median']:.0f} ms (p90 {summary['latency_ms_p90']:.0f}, "
+                f"p99 {summary['latency_ms_p99']:.0f}), dropped {summary['frames_dropped']}, "
+                f"reconnects {summary['reconnects']}; ended: {summary['end_reason']}")
+
 
 def latency_percentiles(values_ms, *, prefix: str) -> dict:
     """``{prefix_median, prefix_p90, prefix_p99}`` of a list of milliseconds (zeros when empty)."""

@@ -1,7 +1,6 @@
 """Tests of ``defi1 detect convert-darknet`` / ``export-darknet`` (defi1.cli.detect_core)."""
 
 import keras
-import pytest
 
 import defi1  # noqa: F401
 from defi1.cli import main

@@ -91,9 +91,13 @@ def test_cosine_schedule_values():
 
 
 def test_impossible_schedule_settings_are_refused():
-    for wrong in (dict(learning_rate_schedule="step"), dict(ema_momentum=1.0), dict(warmup_epochs=-1),
-                  dict(multi_scale_sizes=(320, 100)), dict(assign_threshold=-0.1), dict(max_time_s=0)):
-        with pytest.raises(ValueError):
+    for wrong, message in ((dict(learning_rate_schedule="step"), "must be 'plateau' or 'cosine', got 'step'"),
+                           (dict(ema_momentum=1.0), r"ema_momentum must be in \(0, 1\) or None, got 1.0"),
+                           (dict(warmup_epochs=-1), "warmup_epochs must be >= 0"),
+                           (dict(multi_scale_sizes=(320, 100)), r"positive multiples of 32, got \(320, 100\)"),
+                           (dict(assign_threshold=-0.1), r"assign_threshold must be in \[0, 1\]"),
+                           (dict(max_time_s=0), "the time limit must be positive, got 0 s")):
+        with pytest.raises(ValueError, match=message):
             TrainingSettings(data="d.yaml", **wrong).check()
 
 
@@ -236,7 +240,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     out_dir = folder / "nan"
     settings = TrainingSettings(data=data_yaml, model=str(cfg), input_size=64, epochs=3, batch_size=2,
                                 out_dir=out_dir, augment=False, verbose=0)
-    with pytest.raises(TrainingDivergedError) as caught:
+    with pytest.raises(TrainingDivergedError, match="loss became nan at epoch 2, batch 2") as caught:
         train_detector(settings, callbacks=[PoisonWeights(epoch=1)], log=lambda message: None)
     message = str(caught.value)
     assert "loss became nan at epoch 2, batch 2" in message

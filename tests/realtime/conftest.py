@@ -1,12 +1,9 @@
-"""Stand-ins shared by the real-time tests: a tiny detector with the Detector interface and a generated video."""
+"""Stand-ins shared by the real-time tests: a tiny detector with the Detector interface and a drawing function."""
 
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import pytest
-
-from defi1.realtime.video import write_synthetic_video
 
 
 @dataclass
@@ -50,30 +47,3 @@ def draw_box(image, detection):
     for x_min, y_min, x_max, y_max in detection.boxes.astype(int):
         image[max(y_min, 0):y_max, max(x_min, 0):x_max][[0, -1], :] = (0, 255, 0)
     return image
-
-
-@pytest.fixture(scope="session")
-def small_video(tmp_path_factory):
-    """30 frames, 160x120, 30 fps."""
-    return write_synthetic_video(tmp_path_factory.mktemp("video") / "shapes.mp4", frames=30, width=160, height=120)
-
-
-def onnx_export_available() -> bool:
-    """ONNX export goes through tf2onnx under TensorFlow and needs jax2onnx under JAX."""
-    import importlib.util
-
-    import keras
-
-    return keras.backend.backend() != "jax" or importlib.util.find_spec("jax2onnx") is not None
-
-
-requires_onnx_export = pytest.mark.skipif(not onnx_export_available(),
-                                          reason="ONNX export under JAX needs jax2onnx (not installed)")
-
-
-@pytest.fixture(scope="session")
-def onnx_path(mini_model, tmp_path_factory):
-    """``mini_model`` exported to ONNX."""
-    from defi1.realtime.export import export_model
-
-    return export_model(mini_model, tmp_path_factory.mktemp("onnx") / "mini.onnx", format="onnx")

@@ -9,7 +9,7 @@ from defi1.realtime.export import keras_outputs
 from defi1.yolo.detector import Detector
 from defi1.yolo.inference import CompiledForward
 
-from .conftest import requires_onnx_export
+from ..conftest import requires_onnx_export
 
 
 @requires_onnx_export

@@ -6,7 +6,7 @@ import pytest
 from defi1.realtime.engines import OnnxRuntimeForward
 from defi1.realtime.export import compare_export, default_export_path, export_model, saved_model_forward
 
-from .conftest import requires_onnx_export
+from ..conftest import requires_onnx_export
 
 
 @requires_onnx_export
