@@ -47,7 +47,7 @@ def main(argv=None):
     from defi1.environment import describe
     from defi1.images import read_image
     from defi1.yolo.anchors import YOLOV3_TINY_ANCHORS
-    from defi1.yolo.targets import HeadSpec
+    from defi1.yolo.heads import HeadSpec
 
     print(describe())
     heads = [HeadSpec(anchors=YOLOV3_TINY_ANCHORS[3:], stride=32, num_classes=5),

@@ -96,7 +96,8 @@ def main():
     from defi1.environment import describe
     from defi1.yolo.anchors import YOLOV3_ANCHORS, YOLOV3_MASKS
     from defi1.yolo.decode import decode_heads, postprocess
-    from defi1.yolo.targets import HeadSpec, encode_targets
+    from defi1.yolo.heads import HeadSpec
+    from defi1.yolo.targets import encode_targets
 
     print(json.dumps(describe(), indent=2))
     rng = np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""Box operations shared by every part of defi1: one IoU, one NMS, one letterbox.
+"""Box operations shared by every part of defi1: one intersection and IoU, one NMS, one letterbox.
 
 Formats (always stated by the callers' docstrings too):
 
@@ -40,6 +40,31 @@ def box_area(boxes) -> np.ndarray:
     return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
 
 
+def box_intersection(boxes_a, boxes_b) -> np.ndarray:
+    """Pairwise intersection areas of xyxy boxes.
+
+    Args:
+        boxes_a: ``(N, 4)`` xyxy. boxes_b: ``(M, 4)`` xyxy (same units).
+    Returns:
+        ``(N, M)`` areas of the overlaps (0 for boxes that do not overlap).
+    """
+    boxes_a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
+    boxes_b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
+    return _intersection(boxes_a[:, None, :], boxes_b[None, :, :])
+
+
+def _intersection(boxes_a, boxes_b):
+    """Intersection areas of xyxy float arrays broadcast against each other (``(..., 4)`` -> ``(...)``)."""
+    top_left = np.maximum(boxes_a[..., :2], boxes_b[..., :2])
+    bottom_right = np.minimum(boxes_a[..., 2:], boxes_b[..., 2:])
+    return np.prod(np.clip(bottom_right - top_left, 0, None), axis=-1)
+
+
+def _iou_from_areas(intersection, areas_a, areas_b):
+    union = areas_a + areas_b - intersection
+    return np.where(union > 0, intersection / np.where(union > 0, union, 1.0), 0.0)
+
+
 def box_iou(boxes_a, boxes_b) -> np.ndarray:
     """Pairwise intersection over union of xyxy boxes.
 
@@ -50,11 +75,23 @@ def box_iou(boxes_a, boxes_b) -> np.ndarray:
     """
     boxes_a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
     boxes_b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
-    top_left = np.maximum(boxes_a[:, None, :2], boxes_b[None, :, :2])
-    bottom_right = np.minimum(boxes_a[:, None, 2:], boxes_b[None, :, 2:])
-    intersection = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
-    union = box_area(boxes_a)[:, None] + box_area(boxes_b)[None, :] - intersection
-    return np.where(union > 0, intersection / np.where(union > 0, union, 1.0), 0.0)
+    return _iou_from_areas(box_intersection(boxes_a, boxes_b), box_area(boxes_a)[:, None], box_area(boxes_b)[None, :])
+
+
+def overlaps_too_much(box, earlier_boxes, *, max_iou, max_hidden_fraction=0.5) -> bool:
+    """The placement rule of the synthetic datasets: True when ``box`` overlaps one of ``earlier_boxes`` with an IoU
+    above ``max_iou``, or would hide more than ``max_hidden_fraction`` of one (a large object drawn over a small one).
+
+    Args:
+        box: ``(4,)`` xyxy pixels. earlier_boxes: ``(N, 4)`` xyxy pixels (``N`` may be 0: nothing to overlap).
+    """
+    earlier_boxes = np.asarray(earlier_boxes, dtype=np.float64).reshape(-1, 4)
+    if len(earlier_boxes) == 0:
+        return False
+    intersection = box_intersection(box, earlier_boxes)[0]
+    earlier_areas = box_area(earlier_boxes)
+    iou = _iou_from_areas(intersection, box_area(box)[0], earlier_areas)
+    return bool(iou.max() > max_iou or np.any(intersection > max_hidden_fraction * earlier_areas))
 
 
 def wh_iou(sizes_a, sizes_b) -> np.ndarray:
@@ -115,12 +152,8 @@ def _greedy_nms(boxes, scores, iou_threshold, max_detections):
         kept.append(position)
         if max_detections is not None and len(kept) >= max_detections:
             break
-        rest = boxes[position + 1:]
-        top_left = np.maximum(boxes[position, :2], rest[:, :2])
-        bottom_right = np.minimum(boxes[position, 2:], rest[:, 2:])
-        intersection = np.prod(np.clip(bottom_right - top_left, 0, None), axis=1)
-        union = areas[position] + areas[position + 1:] - intersection
-        iou = np.where(union > 0, intersection / np.where(union > 0, union, 1.0), 0.0)
+        intersection = _intersection(boxes[position], boxes[position + 1:])
+        iou = _iou_from_areas(intersection, areas[position], areas[position + 1:])
         suppressed[position + 1:] |= iou > iou_threshold
     return order[np.asarray(kept, dtype=np.int64)]
 

@@ -23,7 +23,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from defi1.files import atomic_write_bytes, atomic_write_text, ensure_output_dir
+from defi1.files import atomic_write_text, ensure_output_dir
 from defi1.results import PARTS, ResultsSchemaError, validate_results
 
 #: The course's grading grid: (column name, weight in percent). Part 3 is optional; the total is out of 120 %.
@@ -302,11 +302,9 @@ def write_grades_csv(submissions, path) -> Path:
 def write_summary(submissions, path) -> Path:
     """Write a Markdown summary (counts, flags per student, distributions) and one PNG histogram per figure
     (``<stem>_<figure>.png`` beside ``path``). Returns the Markdown path."""
-    import matplotlib
+    from defi1.figures import pyplot, save_figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     path = Path(path)
     ensure_output_dir(path.parent)
     total = len(submissions)
@@ -339,10 +337,7 @@ def write_summary(submissions, path) -> Path:
         axis.set_ylabel("students")
         axis.set_title(f"{column} (n={len(values)})")
         figure.tight_layout()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=100)
-        plt.close(figure)
-        atomic_write_bytes(plot_path, buffer.getvalue())
+        save_figure(figure, plot_path, dpi=100, tight=False)
         lines.append(f"- {column}: n={len(values)}, min {min(values):.4g}, median {median:.4g}, "
                      f"max {max(values):.4g}")
         lines.append(f"  ![{column}]({plot_path.name})")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib
 import time
-from pathlib import Path
 
 from defi1.files import atomic_write_json, atomic_write_text, ensure_output_dir
 from defi1.results import record_results

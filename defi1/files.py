@@ -1,10 +1,18 @@
-"""File-system helpers: atomic writes and checked output folders."""
+"""File-system helpers: checked output folders, atomic writes (the one write-to-temporary-then-rename), class-name
+files and ``.keras`` model files.
+
+Nothing is ever half written: every writer of defi1 goes through :class:`AtomicOutput`, which gives it a hidden
+temporary name beside the target (``.<stem>.tmp<pid>-<random><suffix>``: same folder, so the rename is atomic, and
+the same suffix, so that Keras, Pillow or OpenCV choose the right format), then renames it over the target once it
+is complete, or removes it if the writer failed.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import shutil
+import uuid
 from pathlib import Path
 
 
@@ -20,22 +28,60 @@ def ensure_output_dir(path) -> Path:
     return path
 
 
+class AtomicOutput:
+    """A temporary path beside ``path`` that becomes ``path`` in one rename.
+
+    Use it as a context manager (``with AtomicOutput(path) as temporary: write(temporary)``: renamed on a normal exit,
+    removed on an exception) or call :meth:`commit` / :meth:`discard` yourself (writers that stay open, such as a
+    video recording). The target may be a file or a folder; an existing folder is replaced only once the new one is
+    complete. The parent folder is created.
+
+    Attributes:
+        path: the final path. temporary: where to write meanwhile (same folder, same suffix, hidden name).
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.temporary = self.path.with_name(f".{self.path.stem}.tmp{os.getpid()}-{uuid.uuid4().hex[:8]}"
+                                             f"{self.path.suffix}")
+
+    def commit(self) -> Path:
+        """Move the temporary file (or folder) into place; returns :attr:`path`."""
+        if self.temporary.is_dir() and self.path.is_dir():
+            previous = self.path.with_name(f"{self.temporary.name}.previous")
+            os.replace(self.path, previous)
+            os.replace(self.temporary, self.path)
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            os.replace(self.temporary, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Remove whatever was written to the temporary path."""
+        if self.temporary.is_dir():
+            shutil.rmtree(self.temporary, ignore_errors=True)
+        elif self.temporary.exists():
+            self.temporary.unlink()
+
+    def __enter__(self) -> Path:
+        return self.temporary
+
+    def __exit__(self, error_type, error, traceback):
+        if error_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
 def atomic_write_bytes(path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder, then rename: never half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
+    with AtomicOutput(path) as temporary:
+        with open(temporary, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    return path
+    return Path(path)
 
 
 def atomic_write_text(path, text: str) -> Path:
@@ -48,18 +94,55 @@ def atomic_write_json(path, payload) -> Path:
     return atomic_write_text(path, json.dumps(payload, indent=2, default=_json_default) + "\n")
 
 
+def atomic_copy(source, path) -> Path:
+    """Copy the file ``source`` to ``path`` atomically (the previous ``path`` stays whole until the copy is)."""
+    with AtomicOutput(path) as temporary:
+        shutil.copyfile(source, temporary)
+    return Path(path)
+
+
 def atomic_save_model(model, path) -> Path:
     """Save a Keras model to ``path`` (``.keras``) atomically: the previous file stays intact until the new one is whole."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
-    try:
+    with AtomicOutput(path) as temporary:
         model.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-    return path
+    return Path(path)
+
+
+def load_keras_model(path, *, compile=False):
+    """Load a ``.keras`` model with ``safe_mode=True`` (defi1's layers and losses registered).
+
+    ``compile=True`` restores the optimizer state too (to resume training). Raises ``FileNotFoundError`` when the
+    file is missing and ``ValueError`` naming it when it is not a loadable ``.keras`` file.
+    """
+    import keras
+
+    import defi1  # noqa: F401  (registers the custom layers and losses)
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file (expected a .keras file)")
+    if path.suffix.lower() != ".keras":
+        raise ValueError(f"{path}: expected a Keras model file ending in .keras (convert darknet weights with "
+                         "`defi1 detect convert-darknet`)")
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=compile)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: cannot load this Keras model ({error.__class__.__name__}: {error})") from error
+
+
+def read_names_file(path) -> list[str]:
+    """Class names of a text file, one a line (darknet's ``.names``, labelImg's ``classes.txt``); blank lines and
+    surrounding spaces are ignored. Raises ``FileNotFoundError`` naming a missing file and
+    :class:`defi1.errors.DataError` for a file without any name."""
+    from defi1.errors import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such class names file (expected one name a line)")
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not names:
+        raise DataError(f"{path}: no class names (expected one name a line)")
+    return names
 
 
 def _json_default(value):

@@ -1,18 +1,19 @@
 """Reading and writing images: the one place where files become arrays.
 
 Every array that leaves this module is RGB, ``uint8``, shape ``(height, width, 3)``. OpenCV frames (BGR) are
-converted by :func:`rgb_from_bgr` only.
+converted by :func:`rgb_from_bgr` only, arrays of other layouts by :func:`as_rgb_uint8`, and network inputs are made
+by :func:`pixels_to_unit` only.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from defi1.errors import ImageReadError
+from defi1.files import AtomicOutput
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -79,14 +80,12 @@ def write_image(path, image: np.ndarray, quality: int = 95) -> Path:
     The format follows the extension. The file is written atomically (a temporary file then renamed).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     array = np.asarray(image)
     if array.dtype != np.uint8:
         raise ValueError(f"{path}: expected a uint8 image array, got dtype {array.dtype}")
-    temporary = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
     options = {"quality": quality} if path.suffix.lower() in (".jpg", ".jpeg") else {}
-    Image.fromarray(array).save(temporary, **options)
-    os.replace(temporary, path)
+    with AtomicOutput(path) as temporary:
+        Image.fromarray(array).save(temporary, **options)
     return path
 
 
@@ -103,3 +102,35 @@ def rgb_from_bgr(frame: np.ndarray) -> np.ndarray:
 def bgr_from_rgb(image: np.ndarray) -> np.ndarray:
     """Convert an RGB image ``(height, width, 3)`` to OpenCV's BGR order."""
     return np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
+
+
+def as_rgb_uint8(image) -> np.ndarray:
+    """An image array as RGB ``uint8`` ``(height, width, 3)``: grayscale ``(H, W)`` / ``(H, W, 1)`` is repeated on
+    three channels, RGBA ``(H, W, 4)`` loses its alpha. Raises ``ValueError`` for other shapes or dtypes."""
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 image (values 0-255), got dtype {array.dtype}; read files with "
+                         "defi1.images.read_image")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"expected an image of shape (height, width, 3) RGB, (height, width) grayscale or "
+                         f"(height, width, 4) RGBA, got shape {array.shape}")
+    if array.shape[2] == 1:
+        return np.repeat(array, 3, axis=2)
+    if array.shape[2] == 4:
+        return np.ascontiguousarray(array[:, :, :3])
+    return array
+
+
+#: The network input is the RGB image scaled to ``[0, 1]``: ``pixel / 255``.
+PIXEL_SCALE = np.float32(1.0 / 255.0)
+
+
+def pixels_to_unit(images, out=None) -> np.ndarray:
+    """``uint8`` pixels (one image ``(H, W, 3)`` or a batch ``(N, H, W, 3)``) as ``float32`` in ``[0, 1]``, the input
+    of every defi1 detector: one multiplication by ``float32(1 / 255)``, no float64 copy.
+
+    ``out``: a ``float32`` array of the same shape to write into (e.g. one slot of a batch); returned.
+    """
+    return np.multiply(images, PIXEL_SCALE, out=out, dtype=np.float32)

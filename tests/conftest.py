@@ -1,4 +1,8 @@
-"""Shared test fixtures. ``shared_dir`` is the project's reference data (``../shared``), skipped when absent."""
+"""Shared test fixtures. ``shared_dir`` is the project's reference data (``../shared``), skipped when absent.
+
+``tiny_cfg`` is the one small darknet cfg of the tests; ``tiny_darknet`` writes it with seeded random darknet weights
+and a names file, ``mini_model`` builds it with seeded Keras weights (session-wide).
+"""
 
 import os
 from pathlib import Path
@@ -28,6 +32,212 @@ def darknet_dir(shared_dir):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+#: The tests' one small darknet cfg, using every supported section: stride-2 convolutions, a residual shortcut, max
+#: pools of darknet's geometry (2/2, SPP 5 and 9 at stride 1, tiny's 2/1), routes with relative and absolute
+#: indices, upsampling; two [yolo] heads (strides 16 and 8, 3 anchors each), 2 classes, 64 x 64 input.
+TINY_CFG = """[net]
+width=64
+height=64
+channels=3
+batch=1
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=1
+stride=1
+pad=1
+activation=leaky
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[shortcut]
+from=-3
+activation=linear
+
+[convolutional]
+batch_normalize=1
+filters=32
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=1
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=5
+stride=1
+
+[route]
+layers=-2
+
+[maxpool]
+size=9
+stride=1
+
+[route]
+layers=-1,-3,-4
+
+[maxpool]
+size=2
+stride=1
+
+[convolutional]
+size=1
+stride=1
+pad=1
+filters=21
+activation=linear
+
+[yolo]
+mask=3,4,5
+anchors=10,14, 23,27, 37,58, 81,82, 135,169, 344,319
+classes=2
+num=6
+ignore_thresh=.7
+
+[route]
+layers=-4
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=1
+stride=1
+pad=1
+activation=leaky
+
+[upsample]
+stride=2
+
+[route]
+layers=-1, 5
+
+[convolutional]
+size=3
+stride=1
+pad=1
+filters=21
+activation=linear
+
+[yolo]
+mask=0,1,2
+anchors=10,14, 23,27, 37,58, 81,82, 135,169, 344,319
+classes=2
+num=6
+"""
+TINY_CLASS_NAMES = ["cat", "dog"]
+#: The header written into ``tiny_darknet``'s weights (darknet 0.2.5, ``seen`` as int64).
+TINY_HEADER = {"major": 0, "minor": 2, "revision": 5, "seen": 123456789}
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg():
+    """The text of :data:`TINY_CFG`."""
+    return TINY_CFG
+
+
+@pytest.fixture
+def tiny_darknet(tmp_path):
+    """``(cfg_path, weights_path, names_path)``: ``mini.cfg`` (:data:`TINY_CFG`), seeded random darknet weights
+    with :data:`TINY_HEADER`, and ``mini.names`` (``cat``, ``dog``)."""
+    from defi1.yolo.darknet import write_random_darknet_weights
+
+    cfg_path = tmp_path / "mini.cfg"
+    cfg_path.write_text(TINY_CFG)
+    weights_path = write_random_darknet_weights(cfg_path, tmp_path / "mini.weights", seed=3, header=TINY_HEADER)
+    names_path = tmp_path / "mini.names"
+    names_path.write_text("".join(f"{name}\n" for name in TINY_CLASS_NAMES))
+    return cfg_path, weights_path, names_path
+
+
+@pytest.fixture(scope="session")
+def mini_model():
+    """:data:`TINY_CFG` built in Keras with seeded random weights (the same under every backend): fast to build,
+    run and export."""
+    from defi1.yolo.model import build_from_cfg
+
+    model = build_from_cfg(TINY_CFG, class_names=TINY_CLASS_NAMES)
+    generator = np.random.default_rng(0)
+    model.set_weights([generator.normal(0.0, 0.3, weight.shape).astype("float32") if "variance" not in weight.path
+                       else generator.uniform(0.5, 1.5, weight.shape).astype("float32") for weight in model.weights])
+    return model
+
+
+@pytest.fixture(scope="session")
+def mini_model_path(mini_model, tmp_path_factory):
+    """``mini_model`` saved as ``mini.keras``."""
+    from defi1.files import atomic_save_model
+
+    return atomic_save_model(mini_model, tmp_path_factory.mktemp("model") / "mini.keras")
+
+
+@pytest.fixture(scope="session")
+def small_video(tmp_path_factory):
+    """A generated video: 30 frames, 160x120, 30 fps."""
+    from defi1.realtime.video import write_synthetic_video
+
+    return write_synthetic_video(tmp_path_factory.mktemp("video") / "shapes.mp4", frames=30, width=160, height=120)
+
+
+def onnx_export_missing() -> str | None:
+    """Why ONNX export and the ONNX Runtime engine cannot be tested here (``None`` when they can): they need the
+    onnx extra (onnxruntime, and tf2onnx under TensorFlow) and, under JAX, jax2onnx."""
+    import importlib.util
+
+    import keras
+
+    needed = ["onnxruntime"] + (["jax2onnx"] if keras.backend.backend() == "jax" else ["tf2onnx"])
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        return f"{', '.join(missing)} not installed (pip install \"defi1[onnx]\"; jax2onnx under JAX)"
+    return None
+
+
+requires_onnx_export = pytest.mark.skipif(onnx_export_missing() is not None, reason=str(onnx_export_missing()))
+
+
+@pytest.fixture(scope="session")
+def onnx_path(mini_model, tmp_path_factory):
+    """``mini_model`` exported to ONNX."""
+    from defi1.realtime.export import export_model
+
+    return export_model(mini_model, tmp_path_factory.mktemp("onnx") / "mini.onnx", format="onnx")
 
 
 @pytest.fixture(scope="session")

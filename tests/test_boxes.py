@@ -1,10 +1,11 @@
-"""Box utilities of defi1.boxes: hand-computed IoU, conversions, NMS on constructed boxes, letterbox and its inverse."""
+"""Box utilities of defi1.boxes: hand-computed intersections and IoU, the overlap rule, conversions, NMS on constructed
+boxes, letterbox and its inverse."""
 
 import numpy as np
 import pytest
 
-from defi1.boxes import (box_area, box_iou, clip_boxes, cxcywh_from_xyxy, letterbox_geometry, letterbox_image,
-                         non_max_suppression, wh_iou, xyxy_from_cxcywh)
+from defi1.boxes import (box_area, box_intersection, box_iou, clip_boxes, cxcywh_from_xyxy, letterbox_geometry,
+                         letterbox_image, non_max_suppression, overlaps_too_much, wh_iou, xyxy_from_cxcywh)
 
 pytestmark = pytest.mark.backend_agnostic
 
@@ -129,3 +130,21 @@ def test_non_max_suppression_equals_the_greedy_iou_matrix_reference():
         np.testing.assert_array_equal(
             non_max_suppression(boxes, scores, threshold, class_ids=class_ids, max_detections=max_detections),
             reference(boxes, scores, threshold, class_ids, max_detections))
+
+
+def test_intersection_of_hand_computed_boxes():
+    # [0, 0, 10, 10] and [5, 5, 15, 20]: overlap [5, 5, 10, 10], area 25; [20, 20, 30, 30] does not overlap.
+    np.testing.assert_array_equal(box_intersection([[0, 0, 10, 10]], [[5, 5, 15, 20], [20, 20, 30, 30]]), [[25, 0]])
+    assert box_intersection(np.zeros((0, 4)), [[0, 0, 1, 1]]).shape == (0, 1)
+
+
+def test_overlaps_too_much_by_iou_or_by_hiding_a_smaller_box():
+    earlier = [[0, 0, 10, 10]]
+    assert not overlaps_too_much(np.array([20, 20, 30, 30]), earlier, max_iou=0.3)
+    # [5, 0, 15, 10]: IoU 50 / 150 = 0.33 > 0.3, and half of the earlier box hidden (not more): too much by IoU.
+    assert overlaps_too_much(np.array([5, 0, 15, 10]), earlier, max_iou=0.3)
+    assert not overlaps_too_much(np.array([5, 0, 15, 10]), earlier, max_iou=0.4)
+    # A large box over a small one: IoU 64 / 436 = 0.15, but 64 of the small box's 100 pixels (> half) hidden.
+    assert overlaps_too_much(np.array([2, 2, 22, 22]), earlier, max_iou=0.3)
+    assert not overlaps_too_much(np.array([2, 2, 22, 22]), earlier, max_iou=0.3, max_hidden_fraction=0.7)
+    assert not overlaps_too_much(np.array([0, 0, 10, 10]), [], max_iou=0.0)  # nothing drawn yet

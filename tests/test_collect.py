@@ -7,7 +7,6 @@ import zipfile
 import nbformat
 import pytest
 
-from defi1.cli import main
 from defi1.collect import (CSV_COLUMNS, GRADING_GRID, check_notebook_order, collect_submissions, find_submissions,
                            read_submission, write_grades_csv, write_summary)
 
@@ -149,23 +148,3 @@ def test_find_submissions_single_folder_and_missing_path(tmp_path):
     assert find_submissions([folder]) == [folder]
     with pytest.raises(FileNotFoundError, match="nobody"):
         find_submissions([tmp_path / "nobody"])
-
-
-def test_cli_collect(tmp_path, capsys):
-    root = tmp_path / "submissions"
-    write_student(root / "alice", parts=GOOD_PARTS)
-    write_student(root / "bob", parts={"classification": "[]"})
-    assert main(["collect", str(root), "-o", str(tmp_path / "grades.csv")]) == 0
-    printed = capsys.readouterr().out
-    assert "bob: results/classification.json: expected a JSON object, got list" in printed
-    assert "2 submission(s), 1 flagged" in printed
-    assert (tmp_path / "grades_summary.md").is_file()
-
-
-def test_cli_collect_unwritable_output(tmp_path, capsys):
-    root = tmp_path / "submissions"
-    write_student(root / "alice", parts=GOOD_PARTS)
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    assert main(["collect", str(root), "-o", str(blocker / "grades.csv")]) == 1
-    assert "cannot create the output folder" in capsys.readouterr().err

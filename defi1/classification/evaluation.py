@@ -2,20 +2,20 @@
 
 Train, validation and test accuracy side by side (choose the model on validation, confirm on test); the confusion
 matrix and per-class precision / recall / F1 (scikit-learn); learning curves and confusion matrix as PNG files
-(matplotlib, Agg backend). Data is ``(images, labels)`` arrays or a ``keras.utils.PyDataset`` yielding
+(matplotlib, through :mod:`defi1.figures`). Data is ``(images, labels)`` arrays or a ``keras.utils.PyDataset`` yielding
 ``(images, labels)`` batches; labels are integer classes ``(num_images,)``.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from defi1.errors import ImageReadError
-from defi1.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from defi1.figures import pyplot, save_figure
+from defi1.files import atomic_write_json, atomic_write_text
 
 
 def predict_labels(model, data, *, batch_size=64):
@@ -72,31 +72,13 @@ def classification_details(true_labels, predicted_labels, class_names) -> dict:
     return {"confusion_matrix": matrix.tolist(), "report": report, "report_text": text}
 
 
-def _save_figure(figure, path) -> Path:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(figure)
-    return atomic_write_bytes(path, buffer.getvalue())
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_learning_curves(histories: dict, path, *, title="Learning curves") -> Path:
     """Loss and accuracy per epoch (training solid, validation dashed) for one or several runs, saved as PNG.
 
     ``histories`` maps a run name to a Keras-style history ``{"loss": [...], "val_loss": [...], "accuracy": [...],
     "val_accuracy": [...]}``.
     """
-    plt = _pyplot()
+    plt = pyplot()
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4))
     for index, (name, history) in enumerate(histories.items()):
         color = f"C{index}"
@@ -113,12 +95,12 @@ def plot_learning_curves(histories: dict, path, *, title="Learning curves") -> P
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
     figure.suptitle(title)
-    return _save_figure(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_confusion_matrix(matrix, class_names, path, *, title="Confusion matrix") -> Path:
     """Confusion matrix (rows: true class, columns: predicted class) with counts in the cells, saved as PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     matrix = np.asarray(matrix)
     size = max(4.0, 0.5 * len(class_names) + 2)
     figure, axis = plt.subplots(figsize=(size, size))
@@ -133,7 +115,7 @@ def plot_confusion_matrix(matrix, class_names, path, *, title="Confusion matrix"
             axis.text(column, row, str(matrix[row, column]), ha="center", va="center", fontsize=8,
                       color="white" if matrix[row, column] > threshold else "black")
     axis.set_title(title)
-    return _save_figure(figure, path)
+    return save_figure(figure, path)
 
 
 def evaluate_classifier(model, splits: dict, *, class_names, out_dir=None, report_split="test", batch_size=64,
@@ -207,3 +189,17 @@ def predict_paths(model, paths, *, batch_size=32, progress=False):
             index = int(row.argmax())
             predictions.append(Prediction(path, index, info["class_names"][index], float(row[index]), row))
     return predictions, skipped
+
+
+def predictions_csv(predictions) -> str:
+    """The text of a predictions CSV file: a ``path,class,probability`` header, then one row per
+    :class:`Prediction` (probability to six decimals)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["path", "class", "probability"])
+    for prediction in predictions:
+        writer.writerow([prediction.path, prediction.class_name, f"{prediction.probability:.6f}"])
+    return buffer.getvalue()

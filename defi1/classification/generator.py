@@ -2,7 +2,7 @@
 
 :class:`ImagePathDataset` is a ``keras.utils.PyDataset``: ``model.fit(ImagePathDataset(...), validation_data=...)``
 replaces ``fit_generator``. It reads images lazily from their paths, resizes them, applies the backbone's
-``preprocess_input`` (see :data:`defi1.classification.models.BACKBONES`), reshuffles every epoch, optionally
+``preprocess_input`` (see :data:`defi1.classification.catalog.BACKBONES`), reshuffles every epoch, optionally
 augments, and works with ``workers`` / ``use_multiprocessing``. The last batch holds the remaining images (it may be
 smaller than ``batch_size``).
 """
@@ -73,7 +73,7 @@ class ImagePathDataset(keras.utils.PyDataset):
         labels: integer class indices ``(num_samples,)``; ``None`` for prediction (batches are images only).
         batch_size: images per batch; the last batch holds the rest.
         image_size: ``(height, width)`` of the network input.
-        preprocessing: the name of a backbone in :data:`defi1.classification.models.BACKBONES` (its
+        preprocessing: the name of a backbone in :data:`defi1.classification.catalog.BACKBONES` (its
             ``preprocess_input`` is applied) or ``"none"`` (``float32`` pixel values in [0, 255]).
         color_mode: ``"rgb"`` or ``"grayscale"``.
         shuffle: reshuffle the order at every epoch (``seed`` + epoch number: reproducible).

@@ -15,7 +15,8 @@ import importlib
 import keras
 from keras import layers
 
-from defi1.classification.model_names import BACKBONES, MODEL_NAMES, SCRATCH_MODELS  # noqa: F401
+from defi1.classification.catalog import BACKBONES, MODEL_NAMES, SCRATCH_MODELS  # noqa: F401  (re-exported)
+from defi1.layers import MetadataLayer
 
 
 def preprocess_function(preprocessing: str):
@@ -37,7 +38,7 @@ def _identity(images):
 
 
 @keras.saving.register_keras_serializable(package="defi1")
-class ClassifierOutput(layers.Layer):
+class ClassifierOutput(MetadataLayer):
     """Identity layer on the class probabilities ``(batch, num_classes)`` that carries what is needed to use the model.
 
     Args:
@@ -53,12 +54,6 @@ class ClassifierOutput(layers.Layer):
         self.image_size = [int(side) for side in image_size]
         self.color_mode = color_mode
         self.preprocessing = preprocessing
-
-    def call(self, inputs):
-        return inputs
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
 
     def get_config(self):
         config = super().get_config()

@@ -6,7 +6,6 @@ A data folder is either a class-per-folder dataset (split here into train / vali
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,7 +87,7 @@ def train_from_folder(data_dir, *, model_name, run_dir, image_size=None, color_m
                       batch_size=32, learning_rate=1e-3, weights="imagenet", fine_tune_epochs=0, fine_tune_layers=20,
                       fine_tune_learning_rate=1e-5, augment=False, workers=1, resume=False, test_size=0.25,
                       val_size=0.2, seed=42, early_stopping_patience=10, verbose=1) -> dict:
-    """Train ``model_name`` (see :data:`defi1.classification.models.MODEL_NAMES`) on a data folder.
+    """Train ``model_name`` (see :data:`defi1.classification.catalog.MODEL_NAMES`) on a data folder.
 
     Transfer models (backbones) train in two phases when ``fine_tune_epochs > 0``
     (:func:`defi1.classification.training.train_transfer_classifier`); ``epochs`` is then the head phase. The model
@@ -99,7 +98,7 @@ def train_from_folder(data_dir, *, model_name, run_dir, image_size=None, color_m
     import keras
 
     from defi1.classification import evaluation, models, training
-    from defi1.files import ensure_output_dir
+    from defi1.files import atomic_copy, ensure_output_dir, load_keras_model
 
     run_dir = ensure_output_dir(run_dir)
     keras.utils.set_random_seed(seed)
@@ -132,11 +131,8 @@ def train_from_folder(data_dir, *, model_name, run_dir, image_size=None, color_m
                                            epochs=epochs, learning_rate=learning_rate, resume=resume, **options)
         best_path = result.best_path
         histories = {model_name: result.history}
-    model_path = run_dir / "model.keras"
-    temporary = run_dir / ".model.keras.tmp"
-    shutil.copyfile(best_path, temporary)
-    temporary.replace(model_path)
-    best = keras.saving.load_model(model_path, safe_mode=True)
+    model_path = atomic_copy(best_path, run_dir / "model.keras")
+    best = load_keras_model(model_path)
     report_split = "test" if "test" in datasets else "val"
     metrics = evaluation.evaluate_classifier(best, datasets, class_names=splits.class_names,
                                              out_dir=run_dir / "evaluation", report_split=report_split,
@@ -154,14 +150,11 @@ def evaluate_saved_model(model_path, data_dir, *, out_dir=None, batch_size=32, t
     A plain class-per-folder dataset is evaluated whole as ``"test"`` (``test_size`` etc. are not used then).
     Raises :class:`DataError` when the data's classes are not the model's.
     """
-    import keras
-
     from defi1.classification import evaluation, models
+    from defi1.files import load_keras_model
 
     model_path = Path(model_path)
-    if not model_path.is_file():
-        raise FileNotFoundError(f"{model_path}: no such model file (expected a .keras file)")
-    model = keras.saving.load_model(model_path, safe_mode=True)
+    model = load_keras_model(model_path)
     info = models.classifier_info(model)
     data_dir = Path(data_dir)
     if is_split_folder(data_dir):
@@ -185,3 +178,37 @@ def evaluate_saved_model(model_path, data_dir, *, out_dir=None, batch_size=32, t
     metrics.update(skipped=[(str(path), reason) for path, reason in splits.skipped],
                    leaks=[str(leak) for leak in splits.leaks])
     return metrics
+
+
+def classify_images(model_path, path, *, batch_size=32) -> tuple[list, list]:
+    """``defi1 classify predict`` as a function: classify an image file, or every image under a folder (recursively,
+    in name order), with a saved classifier.
+
+    Returns ``(predictions, skipped)``: :class:`~defi1.classification.evaluation.Prediction` objects, and
+    ``(path, reason)`` for the images that cannot be decoded and the files that are not images (unknown extension;
+    hidden files are ignored). Raises ``FileNotFoundError`` for a missing model, file or folder and for a folder
+    without any image, and :class:`~defi1.errors.ImageReadError` naming a single image that cannot be read.
+    """
+    from defi1.classification.evaluation import predict_paths
+    from defi1.classification.generator import load_image
+    from defi1.files import load_keras_model
+    from defi1.images import is_image_path
+
+    model_path, path = Path(model_path), Path(path)
+    if not model_path.is_file():
+        raise FileNotFoundError(f"{model_path}: no such model file (expected a .keras file)")
+    if path.is_dir():
+        files = sorted(entry for entry in path.rglob("*") if entry.is_file())
+        paths = [entry for entry in files if is_image_path(entry)]
+        not_images = [entry for entry in files if not is_image_path(entry) and not entry.name.startswith(".")]
+        if not paths:
+            raise FileNotFoundError(f"{path}: no image file in this folder")
+    elif path.is_file():
+        paths, not_images = [path], []
+    else:
+        raise FileNotFoundError(f"{path}: no such image file or folder")
+    model = load_keras_model(model_path)
+    if len(paths) == 1:
+        load_image(paths[0])  # a single image that cannot be read is an error naming it
+    predictions, skipped = predict_paths(model, paths, batch_size=batch_size, progress=len(paths) > 64)
+    return predictions, skipped + [(entry, "not an image file (unknown extension)") for entry in not_images]

@@ -15,9 +15,6 @@ learning rate, BatchNormalization kept frozen).
 
 from __future__ import annotations
 
-import csv
-import json
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +23,13 @@ import keras
 import numpy as np
 
 from defi1.errors import DataError
-from defi1.files import atomic_save_model, atomic_write_json, ensure_output_dir
+from defi1.files import ensure_output_dir, load_keras_model
+from defi1.runs import (BEST_MODEL, LAST_MODEL, STATE_FILE, RunCheckpoint, read_csv_history, read_run_state,
+                         write_run_state)
 
-BEST_NAME = "best.keras"
-LAST_NAME = "last.keras"
-STATE_NAME = "state.json"
+BEST_NAME = BEST_MODEL
+LAST_NAME = LAST_MODEL
+STATE_NAME = STATE_FILE
 HISTORY_NAME = "history.csv"
 
 
@@ -57,81 +56,22 @@ class TrainingResult:
 
     def best_model(self) -> keras.Model:
         """The best-by-validation model, loaded from ``best.keras`` (``safe_mode=True``)."""
-        return keras.saving.load_model(self.best_path, safe_mode=True)
-
-
-class RunCheckpoint(keras.callbacks.Callback):
-    """Saves ``last.keras`` and ``state.json`` after every epoch and ``best.keras`` when ``monitor`` improves.
-
-    Every file is written atomically (temporary file then rename), so an interruption never leaves a broken one.
-    ``mode`` is ``"max"`` (accuracy) or ``"min"`` (loss).
-    """
-
-    def __init__(self, run_dir, *, monitor="val_accuracy", mode="max", best_value=None, best_epoch=None):
-        super().__init__()
-        if mode not in ("max", "min"):
-            raise ValueError(f"mode={mode!r}: expected 'max' or 'min'")
-        self.run_dir = Path(run_dir)
-        self.monitor = monitor
-        self.mode = mode
-        self.best_value = best_value
-        self.best_epoch = best_epoch
-
-    def _improved(self, value):
-        if self.best_value is None:
-            return True
-        return value > self.best_value if self.mode == "max" else value < self.best_value
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        if self.monitor not in logs:
-            raise KeyError(f"metric {self.monitor!r} not in the training logs ({', '.join(logs)}); "
-                           f"validation data is needed to choose the best model")
-        value = float(logs[self.monitor])
-        if math.isfinite(value) and self._improved(value):
-            self.best_value, self.best_epoch = value, epoch + 1
-            atomic_save_model(self.model, self.run_dir / BEST_NAME)
-        atomic_save_model(self.model, self.run_dir / LAST_NAME)
-        write_state(self.run_dir, epochs_completed=epoch + 1, monitor=self.monitor, mode=self.mode,
-                    best_value=self.best_value, best_epoch=self.best_epoch,
-                    learning_rate=_learning_rate(self.model), finished=False)
-
-
-def _learning_rate(model):
-    try:
-        return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-    except (AttributeError, TypeError, ValueError):
-        return None
+        return load_keras_model(self.best_path)
 
 
 def write_state(run_dir, **state) -> Path:
-    """Write ``state.json`` of a run folder atomically."""
-    return atomic_write_json(Path(run_dir) / STATE_NAME, state)
+    """Write ``state.json`` of a run folder atomically (:func:`defi1.runs.write_run_state`)."""
+    return write_run_state(run_dir, state)
 
 
 def read_state(run_dir) -> dict | None:
-    """The ``state.json`` of a run folder, or ``None`` when there is none. Raises :class:`DataError` if unreadable."""
-    path = Path(run_dir) / STATE_NAME
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}: not valid JSON (line {error.lineno}: {error.msg}); delete it to restart") from error
+    """The ``state.json`` of a run folder, or ``None`` when there is none (:func:`defi1.runs.read_run_state`)."""
+    return read_run_state(run_dir)
 
 
 def read_history(path) -> dict:
     """Per-epoch metrics from a CSVLogger file: ``{metric: [value per epoch]}`` (the ``epoch`` column left out)."""
-    path = Path(path)
-    if not path.is_file():
-        return {}
-    history: dict[str, list[float]] = {}
-    with open(path, newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            for key, value in row.items():
-                if key != "epoch" and value not in (None, ""):
-                    history.setdefault(key, []).append(float(value))
-    return history
+    return {key: values for key, values in read_csv_history(path).items() if key != "epoch"}
 
 
 def data_num_classes(data) -> int | None:
@@ -190,7 +130,7 @@ def train_classifier(model, train_data, val_data, *, run_dir, epochs, learning_r
                               f"it or choose another folder")
     initial_epoch, best_value, best_epoch = 0, None, None
     if state is not None and (run_dir / LAST_NAME).is_file():
-        model = keras.saving.load_model(run_dir / LAST_NAME, safe_mode=True)
+        model = load_keras_model(run_dir / LAST_NAME, compile=True)
         initial_epoch = int(state["epochs_completed"])
         best_value, best_epoch = state.get("best_value"), state.get("best_epoch")
         if initial_epoch >= epochs or (state.get("finished") and state.get("epochs_target") == epochs):
@@ -207,7 +147,8 @@ def train_classifier(model, train_data, val_data, *, run_dir, epochs, learning_r
     check_model_matches_data(model, train_data, num_classes=num_classes, source="the training data")
     check_model_matches_data(model, val_data, source="the validation data")
 
-    checkpoint = RunCheckpoint(run_dir, monitor=monitor, mode=mode, best_value=best_value, best_epoch=best_epoch)
+    checkpoint = RunCheckpoint(run_dir, monitor=monitor, mode=mode, best_value=best_value, best_epoch=best_epoch,
+                               state={"finished": False})
     all_callbacks = [
         keras.callbacks.CSVLogger(str(run_dir / HISTORY_NAME), append=initial_epoch > 0),
         checkpoint,
@@ -276,7 +217,7 @@ def train_transfer_classifier(model, train_data, val_data, *, run_dir, head_epoc
                               best_epoch=head_state.get("best_epoch") if head_state else None, finished=True)
     if fine_tune_epochs <= 0:
         return {"head": head, "fine_tune": None, "best_path": head.best_path}
-    fine_model = keras.saving.load_model(head.best_path, safe_mode=True)
+    fine_model = load_keras_model(head.best_path)
     set_fine_tuning(fine_model, num_layers=fine_tune_layers)
     compile_classifier(fine_model, learning_rate=fine_tune_learning_rate)
     fine = train_classifier(fine_model, train_data, val_data, run_dir=fine_dir, epochs=fine_tune_epochs,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def register(subparsers):
-    from defi1.classification.model_names import MODEL_NAMES
+    from defi1.classification.catalog import MODEL_NAMES
 
     parser = subparsers.add_parser(
         "train", help="train a classifier on an image folder (MLP, CNN or transfer learning)",
@@ -104,44 +104,16 @@ def _print_outcome(metrics):
 
 
 def predict_command(arguments):
-    import csv
-    import io
-
-    import keras
-
-    from defi1.classification.evaluation import predict_paths
+    from defi1.classification.evaluation import predictions_csv
+    from defi1.classification.pipeline import classify_images
     from defi1.files import atomic_write_text
-    from defi1.images import is_image_path
 
-    model_path, path = Path(arguments.model), Path(arguments.path)
-    if not model_path.is_file():
-        raise FileNotFoundError(f"{model_path}: no such model file (expected a .keras file)")
-    if path.is_dir():
-        paths = sorted(entry for entry in path.rglob("*") if entry.is_file() and is_image_path(entry))
-        not_images = sorted(entry for entry in path.rglob("*") if entry.is_file() and not is_image_path(entry)
-                            and not entry.name.startswith("."))
-        if not paths:
-            raise FileNotFoundError(f"{path}: no image file in this folder")
-    elif path.is_file():
-        paths, not_images = [path], []
-    else:
-        raise FileNotFoundError(f"{path}: no such image file or folder")
-    model = keras.saving.load_model(model_path, safe_mode=True)
-    if len(paths) == 1:
-        from defi1.classification.generator import load_image
-
-        load_image(paths[0])  # a single image that cannot be read is an error naming it
-    predictions, skipped = predict_paths(model, paths, batch_size=arguments.batch_size, progress=len(paths) > 64)
-    skipped += [(entry, "not an image file (unknown extension)") for entry in not_images]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path", "class", "probability"])
+    predictions, skipped = classify_images(arguments.model, arguments.path, batch_size=arguments.batch_size)
     for prediction in predictions:
         print(f"{prediction.path}\t{prediction.class_name}\t{prediction.probability:.4f}")
-        writer.writerow([prediction.path, prediction.class_name, f"{prediction.probability:.6f}"])
     for skipped_path, reason in skipped:
         print(f"skipped {skipped_path}: {reason}")
     print(f"{len(predictions)} image(s) classified, {len(skipped)} skipped")
     if arguments.out:
-        atomic_write_text(arguments.out, buffer.getvalue())
+        atomic_write_text(arguments.out, predictions_csv(predictions))
         print(f"predictions written to {arguments.out}")

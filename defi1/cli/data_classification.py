@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 
 def register(subparsers):
     parser = subparsers.add_parser(
@@ -50,28 +48,11 @@ def digits_command(arguments):
 
 
 def split_command(arguments):
-    source = Path(arguments.source)
-    if (source / "images").is_dir() and (source / "labels").is_dir():
-        from defi1.detection.splits import split_detection_dataset
+    from defi1.split import split_folder
 
-        yaml_path = split_detection_dataset(source, arguments.out_dir, val_size=arguments.val_size,
-                                            test_size=arguments.test_size, seed=arguments.seed)
-        print(f"detection dataset split; dataset file: {yaml_path}")
-        return 0
-    from defi1.classification.data import find_leaks, scan_class_folders, split_dataset, write_split_folders
-
-    dataset = scan_class_folders(source)
-    for path, reason in dataset.skipped:
-        print(f"skipped {path}: {reason}")
-    split = split_dataset(dataset.paths, dataset.labels, test_size=arguments.test_size, val_size=arguments.val_size,
-                          seed=arguments.seed, class_names=dataset.class_names)
-    written = write_split_folders(split, dataset.class_names, arguments.out_dir, link=arguments.link)
-    print(f"{len(dataset.paths)} images in {dataset.num_classes} classes ({len(dataset.skipped)} file(s) skipped)")
-    print(", ".join(f"{part}: {count}" for part, count in written.items()) + f" -> {arguments.out_dir}")
-    leaks = find_leaks(split)
-    for leak in leaks:
-        print(f"leak: {leak}")
-    print(f"{len(leaks)} image(s) found in more than one split" if leaks else "no image found in two splits")
+    report = split_folder(arguments.source, arguments.out_dir, test_size=arguments.test_size,
+                          val_size=arguments.val_size, seed=arguments.seed, link=arguments.link)
+    print("\n".join(report.lines()))
     return 0
 
 

@@ -43,26 +43,11 @@ def convert_darknet(arguments):
 
 
 def export_darknet(arguments):
-    import keras
-
-    import defi1  # noqa: F401  (registers the custom layers)
+    from defi1.files import load_keras_model
     from defi1.yolo.darknet import save_darknet
 
-    model = _load_model(arguments.model, keras)
-    weights_path, cfg_path = save_darknet(model, arguments.out, arguments.cfg)
+    weights_path, cfg_path = save_darknet(load_keras_model(arguments.model), arguments.out, arguments.cfg)
     print(f"{weights_path}: darknet weights ({weights_path.stat().st_size:,} bytes)\n{cfg_path}: darknet cfg")
-
-
-def _load_model(path, keras):
-    from pathlib import Path
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: model file not found")
-    try:
-        return keras.saving.load_model(path, safe_mode=True)
-    except (OSError, ValueError, KeyError) as error:
-        raise ValueError(f"{path}: cannot load the Keras model ({error})") from error
 
 
 def _check_keras_suffix(path):

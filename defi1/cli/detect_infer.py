@@ -47,34 +47,14 @@ def register(subparsers):
     anchors.set_defaults(handler=run_anchors)
 
 
-def _detector(arguments):
-    from defi1.yolo.detector import Detector
-
-    options = dict(conf_threshold=arguments.conf, iou_threshold=arguments.iou, max_detections=arguments.max_det,
-                   batch_size=arguments.batch_size)
-    if arguments.model and (arguments.cfg or arguments.weights):
-        raise ValueError("give either --model (a .keras file) or --cfg with --weights, not both")
-    if arguments.model:
-        if arguments.names:
-            raise ValueError("--names goes with --cfg/--weights; a .keras model carries its class names")
-        if arguments.engine == "onnxruntime":
-            from defi1.realtime.engines import make_forward
-
-            options["forward"] = make_forward(arguments.model, "onnxruntime")
-        return Detector.from_keras(arguments.model, input_size=arguments.input_size, **options)
-    if arguments.engine != "keras":
-        raise ValueError(f"--engine {arguments.engine} needs --model MODEL.keras (export it with "
-                         "'defi1 detect convert-darknet' first)")
-    if arguments.cfg and arguments.weights:
-        return Detector.from_darknet(arguments.cfg, arguments.weights, arguments.names,
-                                     input_size=arguments.input_size, **options)
-    raise ValueError("no model: give --model MODEL.keras, or --cfg FILE.cfg --weights FILE.weights [--names FILE]")
-
-
 def run_predict(arguments: argparse.Namespace):
-    from defi1.yolo.detector import predict_source
+    from defi1.predict import predict_source
+    from defi1.realtime.engines import load_detector
 
-    detector = _detector(arguments)
+    detector = load_detector(arguments.model, cfg=arguments.cfg, weights=arguments.weights, names=arguments.names,
+                             engine=arguments.engine, input_size=arguments.input_size, conf_threshold=arguments.conf,
+                             iou_threshold=arguments.iou, max_detections=arguments.max_det,
+                             batch_size=arguments.batch_size)
     report = predict_source(detector, arguments.source, arguments.out, save_txt=arguments.save_txt,
                             save_images=not arguments.no_images, progress=True)
     width, height = detector.input_size
@@ -92,21 +72,9 @@ def run_predict(arguments: argparse.Namespace):
 
 
 def run_anchors(arguments: argparse.Namespace):
-    import numpy as np
+    from defi1.detection.anchors import dataset_anchors
 
-    from defi1.boxes import wh_iou
-    from defi1.yolo.anchors import (YOLOV3_ANCHORS, YOLOV3_TINY_ANCHORS, dataset_box_sizes, format_anchors,
-                                    kmeans_anchors)
-
-    sizes = dataset_box_sizes(arguments.data, input_size=arguments.input_size, split=arguments.split)
-    anchors, mean_iou = kmeans_anchors(sizes, arguments.num_anchors, seed=arguments.seed)
-    print(f"{len(sizes)} boxes ({arguments.split}) at input {arguments.input_size}, k = {arguments.num_anchors}, "
-          f"seed {arguments.seed}")
-    print(f"anchors = {format_anchors(anchors)}")
-    print(f"mean IoU: {mean_iou:.4f}")
-    # The COCO defaults, scaled from 416 to this input size, for comparison.
-    for name, defaults in (("yolov3", YOLOV3_ANCHORS), ("yolov3-tiny", YOLOV3_TINY_ANCHORS)):
-        scaled = defaults * arguments.input_size / 416.0
-        default_iou = float(np.mean(np.max(wh_iou(sizes, scaled), axis=1)))
-        print(f"mean IoU of the {name} COCO anchors: {default_iou:.4f}")
+    report = dataset_anchors(arguments.data, arguments.num_anchors, input_size=arguments.input_size,
+                             seed=arguments.seed, split=arguments.split)
+    print("\n".join(report.lines()))
     return 0

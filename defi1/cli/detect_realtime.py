@@ -53,7 +53,7 @@ def register(subparsers):
 def run_stream_command(arguments):
     from tqdm import tqdm
 
-    from defi1.realtime.bench import make_detector
+    from defi1.realtime.engines import load_detector
     from defi1.realtime.sinks import VideoFileSink, WindowSink
     from defi1.realtime.sources import open_source
     from defi1.realtime.stream import run_stream
@@ -65,9 +65,9 @@ def run_stream_command(arguments):
     try:
         if arguments.save:  # checks the folder before the model is loaded
             sinks.append(VideoFileSink(arguments.save, fps=source.fps or 30.0))
-        detector, forward = make_detector(arguments.model, input_size=arguments.input_size,
-                                          conf_threshold=arguments.conf, iou_threshold=arguments.iou,
-                                          engine=arguments.engine, mixed_precision=arguments.mixed_precision)
+        detector = load_detector(arguments.model, input_size=arguments.input_size, conf_threshold=arguments.conf,
+                                 iou_threshold=arguments.iou, engine=arguments.engine,
+                                 mixed_precision=arguments.mixed_precision)
     except BaseException:
         source.close()
         for sink in sinks:
@@ -75,32 +75,27 @@ def run_stream_command(arguments):
         raise
     try:
         with tqdm(total=arguments.max_frames, desc="frames", unit="frame") as progress:
-            stats = run_stream(source, detector, forward=forward, sinks=sinks, max_frames=arguments.max_frames,
+            stats = run_stream(source, detector, sinks=sinks, max_frames=arguments.max_frames,
                                mode=arguments.mode, pipeline=not arguments.no_pipeline, progress=progress)
     finally:
         source.close()
-    summary = stats.summary()
-    print(f"{summary['frames_processed']} frames from {summary['source']} ({summary['mode']} mode): "
-          f"{summary['fps_end_to_end']:.1f} FPS end to end, model {summary['fps_model']:.1f} FPS, "
-          f"latency median {summary['latency_ms_median']:.0f} ms (p90 {summary['latency_ms_p90']:.0f}, "
-          f"p99 {summary['latency_ms_p99']:.0f}), dropped {summary['frames_dropped']}, "
-          f"reconnects {summary['reconnects']}; ended: {summary['end_reason']}")
+    print(stats.describe())
     if arguments.save:
         print(f"recording: {arguments.save}")
     if arguments.json:
         from defi1.files import atomic_write_json
 
-        atomic_write_json(arguments.json, summary)
+        atomic_write_json(arguments.json, stats.summary())
     return 0
 
 
 def run_export_command(arguments):
+    from defi1.files import load_keras_model
     from defi1.realtime.engines import OnnxRuntimeForward
-    from defi1.realtime.export import (compare_export, default_export_path, export_model, load_model,
-                                       saved_model_forward)
+    from defi1.realtime.export import compare_export, default_export_path, export_model, saved_model_forward
     from defi1.yolo.layers import yolo_heads
 
-    model = load_model(arguments.model)
+    model = load_keras_model(arguments.model)
     out = arguments.out or default_export_path(arguments.model, arguments.format)
     path = export_model(model, out, format=arguments.format)
     print(f"exported {arguments.model} -> {path} ({arguments.format})")

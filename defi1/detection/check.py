@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from defi1.detection.labels import (SPLITS, label_path_for, list_samples, load_dataset_yaml, parse_label_file,
-                                    validate_label_rows)
+from defi1.detection.labels import (SPLITS, find_dataset_yaml, label_path_for, list_samples, load_dataset_yaml,
+                                    parse_label_file, validate_label_rows)
 from defi1.errors import DataError, ImageReadError
 from defi1.images import image_size, is_image_path, read_image
 
@@ -175,9 +175,9 @@ def _resolve_splits(data):
                                            if getattr(config, split) is not None}
     if not data.is_dir():
         raise FileNotFoundError(f"{data}: no such dataset YAML file or folder")
-    yamls = sorted(list(data.glob("*.yaml")) + list(data.glob("*.yml")))
-    if len(yamls) == 1:
-        return _resolve_splits(yamls[0])
+    data_yaml = find_dataset_yaml(data)
+    if data_yaml is not None:
+        return _resolve_splits(data_yaml)
     images = data / "images"
     if not images.is_dir():
         raise DataError(f"{data}: expected a dataset YAML or a folder with images/ and labels/ subfolders")

@@ -3,8 +3,9 @@ YOLO targets.
 
 For each sample of a batch: read the image lazily (:func:`defi1.images.read_image`), read its YOLO label file,
 letterbox both to the network input (:func:`defi1.boxes.letterbox_image`, the project's one letterbox), augment with
-box-aware transforms (:mod:`defi1.detection.augment`) when training, then encode the batch's boxes into one packed
-target array per head (:func:`defi1.yolo.targets.encode_targets`).
+box-aware transforms (:mod:`defi1.detection.augment`) when training, scale to ``[0, 1]`` as the detector does
+(:func:`defi1.images.pixels_to_unit`), then encode the batch's boxes into one packed target array per head
+(:func:`defi1.yolo.targets.encode_targets`).
 
 A batch is ``(images, targets)``: ``images`` ``float32`` ``(batch, side, side, 3)`` RGB in ``[0, 1]``; ``targets`` a
 tuple with one ``float32`` array per head, ``(batch, grid_h * grid_w * A + max_boxes, 5 + C)`` (layout in
@@ -26,7 +27,9 @@ import numpy as np
 from defi1.boxes import letterbox_image
 from defi1.detection.augment import NO_AUGMENTATION, AugmentationSettings, augment_sample
 from defi1.errors import DataError
-from defi1.images import read_image
+from defi1.images import pixels_to_unit, read_image
+from defi1.yolo.heads import head_spec
+from defi1.yolo.targets import encode_targets
 
 MULTI_SCALE_SIZES = tuple(range(320, 609, 32))
 
@@ -54,7 +57,7 @@ class DetectionDataset(keras.utils.PyDataset):
 
     Args:
         samples: list of :class:`defi1.detection.labels.DetectionSample` (``image_path``, ``label_path``).
-        heads: the model's heads (:func:`defi1.yolo.targets.head_specs` or YoloHead layers), in output order.
+        heads: the model's heads (:func:`defi1.yolo.heads.head_specs` or YoloHead layers), in output order.
         input_size: square network input side, a multiple of 32 (used for every batch unless ``multi_scale``).
         batch_size: images per batch; the last batch may be smaller.
         augment: apply the random augmentation (training); ``False`` for validation.
@@ -73,8 +76,6 @@ class DetectionDataset(keras.utils.PyDataset):
                  multi_scale=False, multi_scale_sizes=MULTI_SCALE_SIZES, shuffle=None, repeat=1, max_boxes=100,
                  assign_threshold=1.0, seed=0, epoch=0, workers=1, use_multiprocessing=False, max_queue_size=10):
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
-        from defi1.yolo.targets import head_spec
-
         self.samples = list(samples)
         if not self.samples:
             raise DataError("the detection dataset has no samples (expected images with YOLO label files)")
@@ -178,12 +179,9 @@ class DetectionDataset(keras.utils.PyDataset):
         boxes_list, class_ids_list = [], []
         for slot, position in enumerate(positions):
             image, boxes, class_ids = self.load_sample(position, side, draw=first + slot)
-            images[slot] = image
+            pixels_to_unit(image, out=images[slot])
             boxes_list.append(boxes)
             class_ids_list.append(class_ids)
-        images *= np.float32(1.0 / 255.0)
-        from defi1.yolo.targets import encode_targets
-
         targets = encode_targets(boxes_list, class_ids_list, input_size=side, heads=self.heads,
                                  max_boxes=self.max_boxes, assign_threshold=self.assign_threshold)
         return images, tuple(targets)

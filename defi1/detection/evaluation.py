@@ -36,22 +36,13 @@ def _progress(iterable, total, enabled, description):
 
 
 def _detector_for(model_or_path, *, input_size, conf_threshold, iou_threshold, max_detections):
-    from defi1.yolo.detector import Detector
-
-    if isinstance(model_or_path, Detector) or callable(getattr(model_or_path, "detect", None)):
+    if callable(getattr(model_or_path, "detect", None)):
         return model_or_path  # a ready detector: used with its own thresholds
-    if isinstance(model_or_path, (str, Path)):
-        path = Path(model_or_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such model file (expected a .keras detector)")
-        import keras
+    from defi1.realtime.engines import load_detector
 
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    else:
-        model = model_or_path
     # multi_label: a box scores every class above the threshold, as darknet's mAP evaluation does.
-    return Detector(model, input_size=input_size, conf_threshold=conf_threshold, iou_threshold=iou_threshold,
-                    max_detections=max_detections, multi_label=True)
+    return load_detector(model_or_path, input_size=input_size, conf_threshold=conf_threshold,
+                         iou_threshold=iou_threshold, max_detections=max_detections, multi_label=True)
 
 
 def detect_split(detector, samples, *, batch_size=8, progress=False):

@@ -33,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from defi1.detection.labels import (SPLITS, labels_from_pixels, list_samples, load_dataset_yaml,
-                                    load_ground_truth, write_dataset_yaml, write_yolo_labels)
+from defi1.detection.labels import (SPLITS, find_dataset_yaml, labels_from_pixels, list_samples,
+                                    load_dataset_yaml, load_ground_truth, write_dataset_yaml, write_yolo_labels)
 from defi1.errors import DataError
-from defi1.files import atomic_write_json, atomic_write_text, ensure_output_dir
+from defi1.files import atomic_write_json, atomic_write_text, ensure_output_dir, read_names_file
 from defi1.images import image_size
 
 FORMATS = ("yolo", "voc", "keras-yolo3", "labelme", "coco")
@@ -76,11 +76,9 @@ def read_names(names) -> list | None:
     if names is None or isinstance(names, (list, tuple)):
         return None if names is None else [str(name) for name in names]
     path = Path(names)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such class names file (expected one name a line, or a dataset YAML)")
     if path.suffix in (".yaml", ".yml"):
         return load_dataset_yaml(path).names
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_names_file(path)
 
 
 def _check_box(box, width, height, where):
@@ -418,9 +416,9 @@ def read_yolo(source, names=None) -> list:
     """A YOLO dataset: a dataset YAML, a folder with one, or a folder with ``images/`` and ``labels/``. Splits
     are kept in ``relative_path`` (``train/x.jpg``)."""
     source = Path(source)
-    yamls = [] if source.is_file() else sorted(list(source.glob("*.yaml")) + list(source.glob("*.yml")))
-    if source.is_file() or len(yamls) == 1:
-        config = load_dataset_yaml(source if source.is_file() else yamls[0])
+    data_yaml = source if source.is_file() else find_dataset_yaml(source)
+    if data_yaml is not None:
+        config = load_dataset_yaml(data_yaml)
         names = names or config.names
         folders = [(split, getattr(config, split)) for split in SPLITS if getattr(config, split) is not None]
     elif (source / "images").is_dir():
@@ -525,10 +523,10 @@ def _yolo_yaml(source):
     source = Path(source)
     if source.is_file():
         return source
-    yamls = sorted(list(source.glob("*.yaml")) + list(source.glob("*.yml")))
-    if len(yamls) != 1:
-        raise DataError(f"{source}: expected one dataset YAML, found {len(yamls)}")
-    return yamls[0]
+    data_yaml = find_dataset_yaml(source)
+    if data_yaml is None:
+        raise DataError(f"{source}: expected one dataset YAML (*.yaml or *.yml), found none or several")
+    return data_yaml
 
 
 def write_annotations(annotations, out, target_format, names, *, copy_images=True) -> Path:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from defi1.boxes import cxcywh_from_xyxy, xyxy_from_cxcywh
 from defi1.errors import ConfigError, DataError
-from defi1.files import atomic_write_text
+from defi1.files import atomic_write_text, ensure_output_dir
 from defi1.images import is_image_path
 
 DIFFICULT_SUFFIX = ".difficult"
@@ -294,6 +295,32 @@ def load_dataset_yaml(path) -> DatasetConfig:
     if folders["train"] is None and folders["val"] is None:
         raise ConfigError(f"{path}: neither 'train' nor 'val' is given (expected image folders relative to path)")
     return DatasetConfig(root=root, names=names, source=path, **folders)
+
+
+def find_dataset_yaml(folder) -> Path | None:
+    """The dataset YAML of a dataset folder: its only ``*.yaml`` / ``*.yml`` file, or ``None`` when it has none or
+    several (ambiguous)."""
+    folder = Path(folder)
+    yamls = sorted(list(folder.glob("*.yaml")) + list(folder.glob("*.yml")))
+    return yamls[0] if len(yamls) == 1 else None
+
+
+def prepare_dataset_folder(out_dir, *, overwrite=False) -> Path:
+    """Make ``out_dir`` ready for a new YOLO dataset written by a generator and return it (created, writable).
+
+    A folder that already holds ``images/`` or ``labels/`` is refused with ``FileExistsError`` unless ``overwrite``
+    (then both are removed). A stale ``data.yaml`` is removed: generators write it last, atomically, so that its
+    presence marks a complete dataset.
+    """
+    out_dir = Path(out_dir)
+    if any((out_dir / kind).exists() for kind in ("images", "labels")):
+        if not overwrite:
+            raise FileExistsError(f"{out_dir}: already holds images/ or labels/ (choose an empty folder or overwrite)")
+        for kind in ("images", "labels"):
+            shutil.rmtree(out_dir / kind, ignore_errors=True)
+    out_dir = ensure_output_dir(out_dir)
+    (out_dir / "data.yaml").unlink(missing_ok=True)
+    return out_dir
 
 
 def write_dataset_yaml(path, *, names, train="images/train", val="images/val", test=None, root=".") -> Path:

@@ -8,16 +8,14 @@ random scale, position and (optionally) horizontal flip; the result is a YOLO-fo
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from defi1.boxes import box_area, box_iou
-from defi1.detection.labels import labels_from_pixels, write_dataset_yaml, write_yolo_labels
+from defi1.boxes import overlaps_too_much
+from defi1.detection.labels import labels_from_pixels, prepare_dataset_folder, write_dataset_yaml, write_yolo_labels
 from defi1.errors import DataError
-from defi1.files import ensure_output_dir
 from defi1.images import list_images, read_image, read_image_with_alpha, write_image
 
 
@@ -125,14 +123,8 @@ def compose_image(background: np.ndarray, crops_per_class, rng, settings: PasteS
         top = int(rng.integers(0, height - pasted.shape[0] + 1))
         left = int(rng.integers(0, width - pasted.shape[1] + 1))
         box = np.array([left, top, left + pasted.shape[1], top + pasted.shape[0]], dtype=np.float64)
-        if boxes:
-            earlier = np.array(boxes)
-            top_left = np.maximum(box[:2], earlier[:, :2])
-            bottom_right = np.minimum(box[2:], earlier[:, 2:])
-            covered = np.prod(np.clip(bottom_right - top_left, 0, None), axis=1)
-            if box_iou(box[None], earlier).max() > settings.max_overlap_iou or np.any(
-                    covered > 0.5 * box_area(earlier)):
-                continue
+        if overlaps_too_much(box, boxes, max_iou=settings.max_overlap_iou):
+            continue
         alpha = pasted[:, :, 3:4].astype(np.float32) / 255.0
         region = canvas[top:top + pasted.shape[0], left:left + pasted.shape[1]]
         region[:] = region * (1.0 - alpha) + pasted[:, :, :3].astype(np.float32) * alpha
@@ -165,13 +157,7 @@ def generate_paste_dataset(objects_dir, backgrounds_dir, out_dir, *, num_images:
     background_paths = list_images(backgrounds_dir)
     if not background_paths:
         raise DataError(f"{backgrounds_dir}: no background image")
-    out_dir = Path(out_dir)
-    if any((out_dir / kind).exists() for kind in ("images", "labels")):
-        if not overwrite:
-            raise FileExistsError(f"{out_dir}: already holds images/ or labels/ (choose an empty folder or overwrite)")
-        for kind in ("images", "labels"):
-            shutil.rmtree(out_dir / kind, ignore_errors=True)
-    out_dir = ensure_output_dir(out_dir)
+    out_dir = prepare_dataset_folder(out_dir, overwrite=overwrite)
     counts = {"train": num_images, "val": num_val, "test": num_test}
     bar = None
     if progress:

@@ -1,5 +1,6 @@
 """Figures of the localisation part: precision-recall curves, a gallery of ground truth vs predictions, and the
-course's three IoU examples. Everything draws with matplotlib's Agg backend and can be saved as PNG."""
+course's three IoU examples, and the loss curves of a training run. Every figure can be saved as PNG; the matplotlib
+backend is never forced (:mod:`defi1.figures`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from defi1 import figures
 from defi1.boxes import box_iou
+from defi1.figures import save_figure
 
 # The course's examples of a poor, a good and an excellent localisation: (reference box, predicted box), xyxy pixels.
 # Their IoU (defi1.boxes.box_iou) is 0.4034, 0.7330 and 0.9264 to four decimals.
@@ -21,23 +24,10 @@ GROUND_TRUTH_COLOUR = "#2ca02c"
 PREDICTION_COLOUR = "#d62728"
 
 
-def _pyplot():
-    # No backend is forced: matplotlib falls back to Agg without a display, and notebooks keep their inline one.
-    import matplotlib.pyplot as pyplot
-
-    return pyplot
-
-
 def _save(figure, path):
-    if path is None:
-        return None
-    import io
-
-    from defi1.files import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    return atomic_write_bytes(path, buffer.getvalue())
+    """Write ``figure`` to ``path`` when one is given, leaving it open (the caller returns it for display)."""
+    if path is not None:
+        save_figure(figure, path, close=False)
 
 
 def iou_examples() -> list:
@@ -54,7 +44,7 @@ def draw_iou_examples(path=None, *, image=None):
     Returns:
         ``(figure, examples)`` with ``examples`` as :func:`iou_examples` gives them.
     """
-    pyplot = _pyplot()
+    pyplot = figures.pyplot()
     from matplotlib.patches import Rectangle
 
     examples = iou_examples()
@@ -81,7 +71,7 @@ def plot_pr_curves(metrics: dict, path=None, *, title=None):
     """Per-class precision-recall curves at IoU 0.5 (COCO's 101-point interpolation) from
     :func:`defi1.detection.metrics.evaluate_detections`' ``pr_curves``, with each class's AP50 in the legend.
     Returns the figure; saves a PNG when ``path`` is given."""
-    pyplot = _pyplot()
+    pyplot = figures.pyplot()
     curves = metrics.get("pr_curves", {})
     recall = np.linspace(0.0, 1.0, 101)
     figure, axis = pyplot.subplots(figsize=(6, 5))
@@ -116,7 +106,7 @@ def draw_detection_gallery(images, ground_truths, predictions, path=None, *, cla
         class_names: names for the labels. score_threshold: predictions below it are not drawn.
     Returns the figure; saves a PNG when ``path`` is given.
     """
-    pyplot = _pyplot()
+    pyplot = figures.pyplot()
     from matplotlib.patches import Rectangle
 
     count = len(images)
@@ -190,7 +180,7 @@ def gallery_from_prediction_files(pred_dir, data_yaml, path=None, *, split="val"
 def save_pr_curves(metrics: dict, path, *, title=None) -> Path:
     """:func:`plot_pr_curves` written to ``path`` (PNG) and closed, for scripts; returns the path."""
     figure = plot_pr_curves(metrics, path, title=title)
-    _pyplot().close(figure)
+    figures.pyplot().close(figure)
     return Path(path)
 
 
@@ -206,5 +196,26 @@ def save_gallery(image_paths, ground_truths, predictions, path, *, class_names=N
                                     None if predictions is None else list(predictions)[:count], path,
                                     class_names=class_names, columns=columns, score_threshold=score_threshold,
                                     titles=[Path(image_path).name for image_path in list(image_paths)[:count]])
-    _pyplot().close(figure)
+    figures.pyplot().close(figure)
     return Path(path)
+
+
+def save_loss_curves(history: dict, path, *, unfreeze_epoch=0) -> Path:
+    """Plot training (and validation) loss per epoch to a PNG, with a line where the backbone is unfrozen.
+
+    ``history``: ``{"epoch": [0, 1, ...], "loss": [...], "val_loss": [...]}`` as read from a training log
+    (:func:`defi1.runs.read_csv_history`)."""
+    epochs = np.asarray(history["epoch"]) + 1
+    figure, axis = figures.pyplot().subplots(figsize=(7, 4))
+    for key, label in (("loss", "training loss"), ("val_loss", "validation loss")):
+        if key in history:
+            axis.plot(epochs, history[key], marker="o", markersize=3, label=label)
+    if 0 < unfreeze_epoch < epochs.max():
+        axis.axvline(unfreeze_epoch + 0.5, color="grey", linestyle="--", label="backbone unfrozen")
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("YOLO loss")
+    axis.set_yscale("log")
+    axis.legend()
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return save_figure(figure, path, dpi=100, tight=False)

@@ -9,15 +9,13 @@ image is composited through that mask. The output is a function of the seed only
 from __future__ import annotations
 
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from defi1.boxes import box_area, box_iou
-from defi1.detection.labels import labels_from_pixels, write_dataset_yaml
-from defi1.files import ensure_output_dir
+from defi1.boxes import overlaps_too_much
+from defi1.detection.labels import labels_from_pixels, prepare_dataset_folder, write_dataset_yaml
 
 SHAPE_NAMES = ("circle", "square", "triangle", "star", "cross")
 BACKGROUNDS = ("plain", "noise", "gradient", "texture")
@@ -164,7 +162,7 @@ def render_shapes_image(rng, settings: ShapesSettings = ShapesSettings(), *, wid
             left = int(rng.integers(0, width - mask_width + 1))
             top = int(rng.integers(0, height - mask_height + 1))
             box = np.array([left, top, left + mask_width, top + mask_height], dtype=np.float64)
-            if boxes and _overlaps_too_much(box, np.array(boxes), settings):
+            if overlaps_too_much(box, boxes, max_iou=settings.max_overlap_iou):
                 continue
             region = canvas[top:top + mask_height, left:left + mask_width]
             colour = _shape_colour(rng, region.reshape(-1, 3).mean(axis=0))
@@ -175,17 +173,6 @@ def render_shapes_image(rng, settings: ShapesSettings = ShapesSettings(), *, wid
     image = np.clip(np.round(canvas), 0, 255).astype(np.uint8)
     return (image, np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.asarray(class_ids, dtype=np.int64),
             background)
-
-
-def _overlaps_too_much(box, earlier_boxes, settings) -> bool:
-    """True when ``box`` (xyxy) overlaps an earlier box by more than ``max_overlap_iou`` or would hide more than
-    half of one (a large shape drawn over a small one)."""
-    if box_iou(box[None], earlier_boxes).max() > settings.max_overlap_iou:
-        return True
-    top_left = np.maximum(box[:2], earlier_boxes[:, :2])
-    bottom_right = np.minimum(box[2:], earlier_boxes[:, 2:])
-    intersection = np.prod(np.clip(bottom_right - top_left, 0, None), axis=1)
-    return bool(np.any(intersection > 0.5 * box_area(earlier_boxes)))
 
 
 def _encode_png(image: np.ndarray) -> bytes:
@@ -226,16 +213,7 @@ def generate_shapes_dataset(out_dir, *, num_images: int, seed: int = 0, image_si
     settings = settings or ShapesSettings(image_size=image_size)
     if settings.image_size != image_size:
         settings = ShapesSettings(**{**settings.__dict__, "image_size": image_size})
-    out_dir = Path(out_dir)
-    if any((out_dir / kind).exists() for kind in ("images", "labels")):
-        if not overwrite:
-            raise FileExistsError(f"{out_dir}: already holds images/ or labels/ (choose an empty folder or overwrite)")
-        for kind in ("images", "labels"):
-            shutil.rmtree(out_dir / kind, ignore_errors=True)
-    out_dir = ensure_output_dir(out_dir)
-    stale_yaml = out_dir / "data.yaml"
-    if stale_yaml.exists():
-        stale_yaml.unlink()
+    out_dir = prepare_dataset_folder(out_dir, overwrite=overwrite)
     counts = {"train": num_images, "val": num_val, "test": num_test}
     total = sum(counts.values())
     bar = None

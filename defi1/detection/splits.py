@@ -12,21 +12,21 @@ from pathlib import Path
 
 import numpy as np
 
-from defi1.detection.labels import (difficult_path, label_path_for, list_samples, load_dataset_yaml,
-                                    parse_label_file, write_dataset_yaml)
+from defi1.detection.labels import (difficult_path, find_dataset_yaml, label_path_for, list_samples,
+                                    load_dataset_yaml, parse_label_file, write_dataset_yaml)
 from defi1.errors import DataError
-from defi1.files import ensure_output_dir
+from defi1.files import ensure_output_dir, read_names_file
 
 
 def _source_names(source_dir: Path, max_class_id: int):
     """Class names of a source dataset: its YAML, else labelImg's ``classes.txt`` (in ``labels/`` or the root),
     else ``class0``, ``class1``... up to the largest class id found."""
-    yamls = sorted(list(source_dir.glob("*.yaml")) + list(source_dir.glob("*.yml")))
-    if len(yamls) == 1:
-        return load_dataset_yaml(yamls[0]).names
+    data_yaml = find_dataset_yaml(source_dir)
+    if data_yaml is not None:
+        return load_dataset_yaml(data_yaml).names
     for candidate in (source_dir / "classes.txt", source_dir / "labels" / "classes.txt"):
         if candidate.is_file():
-            return [line.strip() for line in candidate.read_text(encoding="utf-8").splitlines() if line.strip()]
+            return read_names_file(candidate)
     return [f"class{index}" for index in range(max_class_id + 1)]
 
 

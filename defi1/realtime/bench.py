@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from defi1.environment import describe
-from defi1.realtime.stream import detector_forward, latency_percentiles, run_stream
+from defi1.realtime.engines import load_detector
+from defi1.realtime.stream import latency_percentiles, run_stream
 
 DEFAULT_VIDEO_SIZE = (640, 480)
 
@@ -41,28 +42,6 @@ def time_forward(forward, batch: np.ndarray, *, frames: int = 100, warmup: int =
     return figures
 
 
-def make_detector(model, *, input_size=416, conf_threshold=0.25, iou_threshold=0.45, engine="keras",
-                  mixed_precision=False):
-    """``(detector, forward)`` for a ``.keras`` path or a model: a :class:`defi1.yolo.detector.Detector` and the
-    forward callable of the chosen engine (:func:`defi1.realtime.engines.make_forward`; for ``keras`` without
-    mixed precision, the detector's own compiled pass)."""
-    from defi1.realtime.engines import make_forward
-    from defi1.yolo.detector import Detector
-
-    if isinstance(model, (str, os.PathLike)):
-        detector = Detector.from_keras(model, input_size=input_size, conf_threshold=conf_threshold,
-                                       iou_threshold=iou_threshold)
-    else:
-        detector = Detector(model, input_size=input_size, conf_threshold=conf_threshold, iou_threshold=iou_threshold)
-    if engine == "onnxruntime":
-        forward = make_forward(model, "onnxruntime")
-    elif mixed_precision:
-        forward = make_forward(detector.model, "keras", mixed_precision=True)
-    else:
-        forward = detector_forward(detector)
-    return detector, forward
-
-
 def benchmark(model, *, source=None, engine: str = "keras", input_size: int = 416, frames: int = 100,
               warmup: int = 5, mode: str = "every", mixed_precision: bool = False, work_dir=None) -> dict:
     """Measure a detector (a ``.keras`` path or a Keras model) model-only and end to end.
@@ -81,7 +60,8 @@ def benchmark(model, *, source=None, engine: str = "keras", input_size: int = 41
     """
     from defi1.realtime.video import synthetic_frame, write_synthetic_video
 
-    detector, forward = make_detector(model, input_size=input_size, engine=engine, mixed_precision=mixed_precision)
+    detector = load_detector(model, input_size=input_size, engine=engine, mixed_precision=mixed_precision)
+    forward = detector.forward
     batch = detector.preprocess([synthetic_frame(0, width=DEFAULT_VIDEO_SIZE[0], height=DEFAULT_VIDEO_SIZE[1])])[0]
     model_only = time_forward(forward, batch, frames=frames, warmup=warmup)
     temporary = None

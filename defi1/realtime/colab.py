@@ -159,7 +159,7 @@ def overlay_image(detection, width: int, height: int, *, draw=None) -> np.ndarra
     """The boxes and labels of ``detection`` (boxes xyxy pixels of a ``width`` × ``height`` frame) on a transparent
     RGBA ``uint8`` canvas ``(height, width, 4)``: drawn pixels are opaque, the rest fully transparent."""
     if draw is None:
-        from defi1.yolo.detector import draw_detections as draw
+        from defi1.yolo.drawing import draw_detections as draw
     canvas = np.zeros((height, width, 3), dtype=np.uint8)
     drawn = np.asarray(draw(canvas, detection))
     alpha = np.where(drawn.any(axis=2), 255, 0).astype(np.uint8)

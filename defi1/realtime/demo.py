@@ -7,15 +7,15 @@ drawn), ``figures.json`` (model-only and end-to-end FPS and latency percentiles,
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
 from defi1.environment import describe
-from defi1.files import atomic_write_bytes, atomic_write_json, ensure_output_dir
+from defi1.figures import pyplot, save_figure
+from defi1.files import atomic_write_json, ensure_output_dir
 from defi1.realtime.bench import time_forward
 from defi1.realtime.sinks import VideoFileSink
-from defi1.realtime.stream import detector_forward, run_stream
+from defi1.realtime.engines import load_detector
+from defi1.realtime.stream import run_stream
 from defi1.realtime.video import write_synthetic_video
 
 DEMO_CLASSES = ("circle", "square", "triangle")
@@ -24,10 +24,8 @@ DEMO_CLASSES = ("circle", "square", "triangle")
 def demo_detector(model_path=None, *, input_size: int = 416, seed: int = 0):
     """The demo's detector: the given ``.keras`` model, or a freshly built tiny-YOLOv3 (3 classes, seeded random
     weights and an objectness prior of 1 %: its speed is that of the real network, its boxes are meaningless)."""
-    from defi1.yolo.detector import Detector
-
     if model_path is not None:
-        return Detector.from_keras(model_path, input_size=input_size)
+        return load_detector(model_path, input_size=input_size)
     import keras
 
     from defi1.yolo.model import build_yolov3_tiny, initialize_head_priors
@@ -37,17 +35,12 @@ def demo_detector(model_path=None, *, input_size: int = 416, seed: int = 0):
     # A few boxes per frame, like a trained detector, rather than thousands for NMS (classes at 0.5: scores are set
     # by the objectness alone).
     initialize_head_priors(model, objectness_prior=0.01, class_prior=0.5)
-    return Detector(model, input_size=input_size)
+    return load_detector(model, input_size=input_size)
 
 
 def plot_latency(stats, path):
     """Per-frame end-to-end latency and model time (ms) as a PNG at ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7, 3))
+    figure, axis = pyplot().subplots(figsize=(7, 3))
     axis.plot(stats.latency_ms, label="end to end (capture to written)")
     axis.plot(stats.model_ms, label="model")
     axis.set_xlabel("frame")
@@ -56,10 +49,7 @@ def plot_latency(stats, path):
     axis.set_title(f"{stats.fps_end_to_end:.1f} FPS end to end, {stats.fps_model:.1f} FPS model")
     axis.legend()
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return save_figure(figure, path, dpi=100, tight=False)
 
 
 def run_realtime_demo(out_dir, *, model_path=None, smoke: bool = False, input_size: int = 416) -> dict:
@@ -72,7 +62,7 @@ def run_realtime_demo(out_dir, *, model_path=None, smoke: bool = False, input_si
     frames = 20 if smoke else 150
     video = write_synthetic_video(out_dir / "input.mp4", frames=frames)
     detector = demo_detector(model_path, input_size=input_size)
-    forward = detector_forward(detector)
+    forward = detector.forward
     batch = detector.preprocess([np.zeros((480, 640, 3), np.uint8)])[0]
     model_only = time_forward(forward, batch, frames=10 if smoke else 50, warmup=3)
     stats = run_stream(str(video), detector, sinks=[VideoFileSink(out_dir / "annotated.mp4", fps=30)], mode="every")

@@ -2,8 +2,9 @@
 
 :func:`make_forward` returns the same kind of callable as :func:`defi1.yolo.inference.compile_forward`: it takes a
 float32 NHWC batch ``(batch, height, width, 3)`` of RGB values in ``[0, 1]`` and returns the list of raw head arrays
-(numpy, model output order). :class:`defi1.yolo.detector.Detector` accepts it as ``forward=``, so ``detect predict``,
-``detect stream`` and ``bench`` switch engines with ``--engine keras|onnxruntime``. The Keras engine also offers
+(numpy, model output order). :class:`defi1.yolo.detector.Detector` accepts it as ``forward=``, and
+:func:`load_detector` (what ``detect predict``, ``detect stream``, ``detect evaluate`` and ``bench`` call) builds the
+detector on the engine chosen with ``--engine keras|onnxruntime``. The Keras engine also offers
 ``detect(batch)``: network and decoding in one compiled call, only the best candidates copied to the host; ONNX Runtime
 returns raw heads, decoded on the host by :func:`defi1.yolo.decode.decode_heads_numpy`
 (:func:`defi1.yolo.detector.infer_decoded` picks the path).
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from defi1.realtime.export import export_model, load_model
+from defi1.files import load_keras_model
+from defi1.realtime.export import export_model
 
 ENGINES = ("keras", "onnxruntime")
 
@@ -108,7 +110,7 @@ def make_forward(model_or_path, engine: str = "keras", *, mixed_precision: bool 
         return OnnxRuntimeForward(onnx_path, threads=threads)
     from defi1.yolo.inference import compile_forward
 
-    model = load_model(model_or_path) if is_path else model_or_path
+    model = load_keras_model(model_or_path) if is_path else model_or_path
     forward = compile_forward(model, fold_batchnorm=fold_batchnorm, mixed_precision=mixed_precision,
                               jit_compile=jit_compile)
     if not hasattr(forward, "engine"):
@@ -121,6 +123,51 @@ def make_forward(model_or_path, engine: str = "keras", *, mixed_precision: bool 
                 return inner(batch)
             forward.engine = "keras"
     return forward
+
+
+def load_detector(model=None, *, cfg=None, weights=None, names=None, engine: str = "keras",
+                  mixed_precision: bool = False, **options):
+    """The one way from what a user names to a :class:`~defi1.yolo.detector.Detector` running on an engine.
+
+    Args:
+        model: a ``.keras`` file or a Keras model (a defi1 YOLO model).
+        cfg, weights, names: instead of ``model``, a darknet ``.cfg`` and ``.weights`` (and a ``.names`` file or a
+            list of class names); the Keras engine only.
+        engine: ``"keras"`` (the detector's compiled forward pass) or ``"onnxruntime"`` (:func:`make_forward`; the
+            export of a ``.keras`` file is cached).
+        mixed_precision: Keras engine: a float16 copy of the network (GPU).
+        options: :class:`~defi1.yolo.detector.Detector` settings (``input_size``, ``conf_threshold``,
+            ``iou_threshold``, ``max_detections``, ``batch_size``, ``multi_label`` ...).
+    Returns:
+        a ``Detector`` whose ``forward`` is the engine's.
+    Raises:
+        ValueError: a model and darknet files both given, or neither; ``names`` with a ``.keras`` model; an ONNX
+            Runtime engine for darknet files. ``FileNotFoundError`` / ``ValueError`` naming a file that is missing or
+            cannot be loaded.
+    """
+    from defi1.yolo.detector import Detector
+
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    if model is not None and (cfg or weights):
+        raise ValueError("give either --model (a .keras file) or --cfg with --weights, not both")
+    if model is None:
+        if engine != "keras":
+            raise ValueError(f"--engine {engine} needs --model MODEL.keras (export it with "
+                             "'defi1 detect convert-darknet' first)")
+        if not (cfg and weights):
+            raise ValueError("no model: give --model MODEL.keras, or --cfg FILE.cfg --weights FILE.weights "
+                             "[--names FILE]")
+        return Detector.from_darknet(cfg, weights, names, **options)
+    if names:
+        raise ValueError("--names goes with --cfg/--weights; a .keras model carries its class names")
+    keras_model = load_keras_model(model) if isinstance(model, (str, os.PathLike)) else model
+    forward = None
+    if engine == "onnxruntime":
+        forward = make_forward(model, "onnxruntime")
+    elif mixed_precision:
+        forward = make_forward(keras_model, "keras", mixed_precision=True)
+    return Detector(keras_model, forward=forward, **options)
 
 
 def installed_engines() -> list[str]:

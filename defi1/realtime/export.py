@@ -9,40 +9,19 @@ multiples of 32) and return the raw head tensors in the Keras model's output ord
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from defi1.errors import Defi1Error
-from defi1.files import ensure_output_dir
+from defi1.files import AtomicOutput, ensure_output_dir, load_keras_model
 
 FORMATS = {"onnx": ".onnx", "saved_model": ""}
 INPUT_NAME = "images"
 
 
-def load_model(path):
-    """Load a ``.keras`` model with ``safe_mode=True`` (defi1's layers registered). ``FileNotFoundError`` if absent,
-    ``ValueError`` naming the file if it is not a Keras model."""
-    import keras
-
-    import defi1  # noqa: F401  (registers the custom layers and losses)
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such model file (expected a .keras file)")
-    if path.suffix.lower() != ".keras":
-        raise ValueError(f"{path}: expected a Keras model file ending in .keras (convert darknet weights with "
-                         "`defi1 detect convert-darknet`)")
-    try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{path}: cannot load this Keras model ({error.__class__.__name__}: {error})") from error
-
-
 def _as_model(model_or_path):
-    return load_model(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else model_or_path
+    return load_keras_model(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else model_or_path
 
 
 def _input_signature(model):
@@ -77,6 +56,8 @@ def export_model(model_or_path, out_path, *, format: str = "onnx", opset: int | 
     """
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}: expected one of {', '.join(FORMATS)}")
+    out_path = Path(out_path)
+    ensure_output_dir(out_path.parent)
     if format == "onnx":
         from defi1.environment import keras_backend
         from defi1.extras import import_optional
@@ -84,12 +65,8 @@ def export_model(model_or_path, out_path, *, format: str = "onnx", opset: int | 
         if keras_backend() == "tensorflow":  # Keras exports to ONNX through tf2onnx (the onnx extra)
             import_optional("tf2onnx", purpose="ONNX export")
     model = _as_model(model_or_path)
-    out_path = Path(out_path)
-    ensure_output_dir(out_path.parent)
-    temporary_folder = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.", dir=out_path.parent))
-    try:
+    with AtomicOutput(out_path) as temporary:
         if format == "onnx":
-            temporary = temporary_folder / "model.onnx"
             try:
                 model.export(str(temporary), format="onnx", verbose=False, input_signature=_input_signature(model),
                              opset_version=opset)
@@ -99,18 +76,9 @@ def export_model(model_or_path, out_path, *, format: str = "onnx", opset: int | 
                 raise Defi1Error(f"{out_path}: ONNX export under the {keras_backend()} backend needs a package "
                                  f"that is not installed ({error}); or export with KERAS_BACKEND=tensorflow") \
                     from error
-            os.replace(temporary, out_path)
         else:
-            temporary = temporary_folder / "saved_model"
             model.export(str(temporary), format="tf_saved_model", verbose=False,
                          input_signature=_input_signature(model))
-            backup = None
-            if out_path.exists():
-                backup = temporary_folder / "previous"
-                os.replace(out_path, backup)
-            os.replace(temporary, out_path)
-    finally:
-        shutil.rmtree(temporary_folder, ignore_errors=True)
     return out_path
 
 

@@ -120,6 +120,8 @@ class VideoCaptureSource(FrameSource):
             self.fps = 0.0
         self.width = int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
         self.height = int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        #: Frames in a video file as its container says (0 when unknown, and for cameras and streams).
+        self.frame_count = max(int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0) if self.kind == "file" else 0
 
     def _open(self):
         target = self.spec if isinstance(self.spec, int) else str(self.spec)

@@ -75,6 +75,15 @@ class StreamStats:
         figures.update(latency_percentiles(self.model_ms[1:] or self.model_ms, prefix="model_ms"))
         return figures
 
+    def describe(self) -> str:
+        """One line of the figures for people (what ``defi1 detect stream`` prints)."""
+        summary = self.summary()
+        return (f"{summary['frames_processed']} frames from {summary['source']} ({summary['mode']} mode): "
+                f"{summary['fps_end_to_end']:.1f} FPS end to end, model {summary['fps_model']:.1f} FPS, "
+                f"latency median {summary['latency_ms_median']:.0f} ms (p90 {summary['latency_ms_p90']:.0f}, "
+                f"p99 {summary['latency_ms_p99']:.0f}), dropped {summary['frames_dropped']}, "
+                f"reconnects {summary['reconnects']}; ended: {summary['end_reason']}")
+
 
 def latency_percentiles(values_ms, *, prefix: str) -> dict:
     """``{prefix_median, prefix_p90, prefix_p99}`` of a list of milliseconds (zeros when empty)."""
@@ -97,15 +106,11 @@ class DetectorStages:
     """
 
     def __init__(self, detector, *, forward=None):
-        try:
-            from defi1.yolo.detector import Detector
-        except ModuleNotFoundError:
-            Detector = None
-        self.staged = Detector is not None and isinstance(detector, Detector)
-        if self.staged:
-            from defi1.yolo.detector import infer_decoded
+        from defi1.yolo.detector import Detector, infer_decoded
 
-            forward = forward or detector_forward(detector)
+        self.staged = isinstance(detector, Detector)
+        if self.staged:
+            forward = forward or detector.forward
             self.forward = forward
             self.preprocess = lambda image: detector.preprocess([image])  # (batch, letterboxes, image sizes)
             self.infer = lambda prepared: infer_decoded(forward, prepared[0], detector.heads,
@@ -120,12 +125,6 @@ class DetectorStages:
             self.postprocess = lambda raw, prepared: raw
 
 
-def detector_forward(detector):
-    """The compiled forward pass a :class:`defi1.yolo.detector.Detector` runs (``forward`` when it exposes it)."""
-    forward = getattr(detector, "forward", None)
-    return forward if callable(forward) else detector._forward
-
-
 def draw_overlay(image: np.ndarray, lines) -> np.ndarray:
     """Write text ``lines`` (top left, white on a dark band) onto an RGB ``uint8`` image in place; returns it."""
     scale = max(0.45, min(image.shape[0], image.shape[1]) / 900)
@@ -138,14 +137,6 @@ def draw_overlay(image: np.ndarray, lines) -> np.ndarray:
         cv2.putText(image, line, (6, line_height * (row + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
                     thickness, cv2.LINE_AA)
     return image
-
-
-def _default_draw():
-    try:
-        from defi1.yolo.detector import draw_detections
-    except ModuleNotFoundError:  # the detector module is the one drawing boxes; without it, frames stay bare
-        return lambda image, detection: image
-    return draw_detections
 
 
 class _Worker:
@@ -217,7 +208,7 @@ def run_stream(source, detector, *, sinks=(), on_frame=None, max_frames: int | N
             ``True`` stops the stream.
         mode: ``"drop"`` (real time) or ``"every"`` (every frame); default: drop for cameras and streams, every frame
             for files and folders.
-        draw: ``draw(image, detection) -> image`` (default :func:`defi1.yolo.detector.draw_detections`).
+        draw: ``draw(image, detection) -> image`` (default :func:`defi1.yolo.drawing.draw_detections`).
         overlay: draw FPS, latency and dropped frames on the frame.
         pipeline: run pre-processing, model and post-processing in separate threads (``False``: one thread after
             capture, simpler to debug).
@@ -229,7 +220,8 @@ def run_stream(source, detector, *, sinks=(), on_frame=None, max_frames: int | N
     opened_here = not isinstance(source, FrameSource)
     if opened_here:
         source = open_source(source, **(source_options or {}))
-    draw = draw or _default_draw()
+    if draw is None:
+        from defi1.yolo.drawing import draw_detections as draw
     stats = StreamStats(source=source.name, mode=mode or default_mode(source))
     stages = DetectorStages(detector, forward=forward)
     capture = CaptureThread(source, mode=stats.mode)

@@ -11,7 +11,6 @@ camera and without downloaded footage.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from defi1.files import ensure_output_dir
+from defi1.files import AtomicOutput, ensure_output_dir
 from defi1.images import bgr_from_rgb
 
 #: Container extension -> OpenCV FourCC, when OpenCV writes the file (all in the OpenCV wheels' FFmpeg).
@@ -110,17 +109,17 @@ class AtomicVideoWriter:
         self.fps = float(fps) if fps and fps > 0 else 30.0
         self.size = tuple(size) if size else None
         self.frames_written = 0
-        self._temporary = self.path.with_name(f".{self.path.stem}.tmp{os.getpid()}{extension}")
+        self._output = AtomicOutput(self.path)
         self._writer = None
         if self.size:
             self._open()
 
     def _open(self):
         if self._ffmpeg:
-            self._writer = _FfmpegH264Writer(self._ffmpeg, self._temporary, self.fps, self.size)
+            self._writer = _FfmpegH264Writer(self._ffmpeg, self._output.temporary, self.fps, self.size)
             return
         fourcc = cv2.VideoWriter_fourcc(*self.codec)
-        self._writer = cv2.VideoWriter(str(self._temporary), fourcc, self.fps, self.size)
+        self._writer = cv2.VideoWriter(str(self._output.temporary), fourcc, self.fps, self.size)
         if not self._writer.isOpened():
             self._writer = None
             raise PermissionError(f"{self.path}: OpenCV cannot open a video writer here "
@@ -148,13 +147,19 @@ class AtomicVideoWriter:
         failure = self._writer.release()
         self._writer = None
         if self.frames_written == 0:
-            self._temporary.unlink(missing_ok=True)
+            self._output.discard()
             return None
         if failure:
-            self._temporary.unlink(missing_ok=True)
+            self._output.discard()
             raise OSError(f"{self.path}: FFmpeg could not write the video ({failure})")
-        os.replace(self._temporary, self.path)
-        return self.path
+        return self._output.commit()
+
+    def discard(self) -> None:
+        """Abandon the recording: release the writer and delete what was written (nothing reaches :attr:`path`)."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        self._output.discard()
 
     def __enter__(self):
         return self

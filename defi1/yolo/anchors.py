@@ -1,5 +1,8 @@
 """YOLOv3 anchor boxes: darknet's defaults and k-means anchors for a new dataset.
 
+(The box sizes of a dataset, and the anchor report of ``defi1 detect anchors``, are in
+:mod:`defi1.detection.anchors`.)
+
 An anchor is a ``[width, height]`` prior in pixels of the network input (darknet's units, 416 × 416 for the defaults).
 Each ``[yolo]`` head uses the anchors its ``mask`` selects: YOLOv3's stride-32 head (13 × 13 at 416) takes the three
 largest, the stride-8 head the three smallest.
@@ -59,11 +62,18 @@ def kmeans_anchors(sizes, k, *, seed=0, max_iterations=300, restarts=5):
     best_anchors, best_iou = None, -1.0
     for _ in range(max(1, int(restarts))):
         anchors = _kmeans_run(sizes, k, generator, max_iterations)
-        mean_iou = float(np.mean(np.max(wh_iou(sizes, anchors), axis=1)))
+        mean_iou = mean_best_iou(sizes, anchors)
         if mean_iou > best_iou:
             best_anchors, best_iou = anchors, mean_iou
     order = np.argsort(best_anchors[:, 0] * best_anchors[:, 1], kind="stable")
     return best_anchors[order], best_iou
+
+
+def mean_best_iou(sizes, anchors) -> float:
+    """Mean over boxes of the IoU of each box with its best-fitting anchor (shapes compared on a shared centre,
+    :func:`defi1.boxes.wh_iou`): how well ``anchors`` ``(k, 2)`` cover box sizes ``(N, 2)``, both ``[width, height]``
+    in the same pixels."""
+    return float(np.mean(np.max(wh_iou(sizes, anchors), axis=1)))
 
 
 def _kmeans_plus_plus(sizes, k, generator):
@@ -100,50 +110,6 @@ def _kmeans_run(sizes, k, generator, max_iterations):
             anchors[empty] = sizes[worst]
             assignment = None
     return anchors
-
-
-def dataset_box_sizes(data_yaml, *, input_size=416, split="train"):
-    """Ground-truth box sizes of a YOLO-format dataset, scaled as the letterbox scales them.
-
-    Each image of ``width`` × ``height`` is fitted into ``input_size`` × ``input_size`` with scale
-    ``min(input_size / width, input_size / height)`` (:func:`defi1.boxes.letterbox_geometry`); a normalised label
-    ``w, h`` becomes ``w * width * scale, h * height * scale`` pixels.
-
-    Args:
-        data_yaml: the dataset's YAML file (``train``/``val``/``test`` image folders, ``names``).
-        input_size: side of the square network input, pixels.
-        split: ``"train"``, ``"val"``, ``"test"`` or ``"all"`` (every split the YAML lists).
-    Returns:
-        ``(N, 2)`` ``[width, height]`` pixels at ``input_size``.
-    Raises:
-        FileNotFoundError, DataError: missing files, unreadable labels (naming the file and line).
-    """
-    from defi1.boxes import letterbox_geometry
-    from defi1.detection.labels import load_dataset_yaml, read_yolo_labels
-    from defi1.errors import DataError
-    from defi1.images import image_size
-
-    config = load_dataset_yaml(data_yaml)
-    if split == "all":
-        split_names = [name for name in ("train", "val", "test") if getattr(config, name) is not None]
-    else:
-        split_names = [split]
-    sizes = []
-    for split_name in split_names:
-        for sample in config.samples(split_name):
-            if sample.is_background:
-                continue
-            width, height = image_size(sample.image_path)
-            _, boxes = read_yolo_labels(sample.label_path, num_classes=config.num_classes,
-                                        image_size=(width, height))
-            if len(boxes) == 0:
-                continue
-            scale = letterbox_geometry(width, height, input_size, input_size).scale
-            boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-            sizes.append(np.stack([boxes[:, 2] * width * scale, boxes[:, 3] * height * scale], axis=1))
-    if not sizes:
-        raise DataError(f"{data_yaml}: no labelled boxes in the {split!r} split")
-    return np.concatenate(sizes, axis=0)
 
 
 def format_anchors(anchors) -> str:

@@ -63,51 +63,37 @@ class Section:
 
     def get_int(self, key, default=None, *, source="<cfg>") -> int:
         """``options[key]`` as an int (``default`` when absent); ConfigError naming the line if it is not one."""
-        value = self.options.get(key)
-        if value is None:
-            if default is None:
-                raise ConfigError(f"{source}: [{self.type}] at line {self.line}: missing required key {key!r}")
-            return int(default)
-        try:
-            return int(value)
-        except ValueError:
-            raise ConfigError(f"{source}: line {self.key_lines.get(key, self.line)}: [{self.type}] {key}={value!r}: "
-                              f"expected an integer") from None
+        return self._get(key, default, int, "an integer", source)
 
     def get_float(self, key, default=None, *, source="<cfg>") -> float:
         """``options[key]`` as a float (``default`` when absent); ConfigError naming the line if it is not one."""
+        return self._get(key, default, float, "a number", source)
+
+    def get_ints(self, key, *, source="<cfg>") -> list[int]:
+        """``options[key]`` as a comma-separated list of ints (``"-1, 61"`` -> ``[-1, 61]``)."""
+        return self._get(key, None, lambda value: _list_of(int, value), "comma-separated integers", source)
+
+    def get_floats(self, key, *, source="<cfg>") -> list[float]:
+        """``options[key]`` as a comma-separated list of floats."""
+        return self._get(key, None, lambda value: _list_of(float, value), "comma-separated numbers", source)
+
+    def _get(self, key, default, convert, expected, source):
+        """``convert(options[key])`` (``convert(default)`` when absent); ConfigError naming the section and line
+        when the key is missing without a default or its value does not convert (``expected`` says what would)."""
         value = self.options.get(key)
         if value is None:
             if default is None:
                 raise ConfigError(f"{source}: [{self.type}] at line {self.line}: missing required key {key!r}")
-            return float(default)
+            return convert(default)
         try:
-            return float(value)
+            return convert(value)
         except ValueError:
             raise ConfigError(f"{source}: line {self.key_lines.get(key, self.line)}: [{self.type}] {key}={value!r}: "
-                              f"expected a number") from None
+                              f"expected {expected}") from None
 
-    def get_ints(self, key, *, source="<cfg>") -> list[int]:
-        """``options[key]`` as a comma-separated list of ints (``"-1, 61"`` -> ``[-1, 61]``)."""
-        value = self.options.get(key)
-        if value is None:
-            raise ConfigError(f"{source}: [{self.type}] at line {self.line}: missing required key {key!r}")
-        try:
-            return [int(item) for item in value.split(",") if item.strip()]
-        except ValueError:
-            raise ConfigError(f"{source}: line {self.key_lines.get(key, self.line)}: [{self.type}] {key}={value!r}: "
-                              f"expected comma-separated integers") from None
 
-    def get_floats(self, key, *, source="<cfg>") -> list[float]:
-        """``options[key]`` as a comma-separated list of floats."""
-        value = self.options.get(key)
-        if value is None:
-            raise ConfigError(f"{source}: [{self.type}] at line {self.line}: missing required key {key!r}")
-        try:
-            return [float(item) for item in value.split(",") if item.strip()]
-        except ValueError:
-            raise ConfigError(f"{source}: line {self.key_lines.get(key, self.line)}: [{self.type}] {key}={value!r}: "
-                              f"expected comma-separated numbers") from None
+def _list_of(convert, text):
+    return [convert(item) for item in text.split(",") if item.strip()]
 
 
 def read_cfg_text(text_or_path) -> tuple[str, str]:

@@ -28,10 +28,9 @@ import keras
 import numpy as np
 
 from defi1.errors import WeightsError
-from defi1.files import atomic_write_bytes, atomic_write_text
-from defi1.yolo.cfg import parse_cfg
+from defi1.files import atomic_write_bytes, atomic_write_text, read_names_file
 from defi1.yolo.layers import yolo_heads
-from defi1.yolo.model import _build, model_cfg_text, plan_network, prepare_sections
+from defi1.yolo.model import build_from_sections, model_cfg_text, model_sections, plan_network, prepare_sections
 
 #: Header darknet writes today (``save_weights``): version 0.2.0, ``seen`` as int64.
 DEFAULT_HEADER = {"major": 0, "minor": 2, "revision": 0, "seen": 0}
@@ -220,8 +219,7 @@ def load_darknet_weights(model, weights_path, *, skip_mismatched_heads=False, ba
     Raises:
         WeightsError: the file's size does not match (expected and found sizes in the message).
     """
-    sections = parse_cfg(model_cfg_text(model), source=model.name)
-    layers = convolution_weights(sections, source=model.name)
+    layers = convolution_weights(model_sections(model), source=model.name)
     header, values, total_bytes = _read_weights_file(weights_path)
     path = str(weights_path)
     expected = sum(layer.count for layer in layers)
@@ -278,17 +276,6 @@ def load_darknet_weights(model, weights_path, *, skip_mismatched_heads=False, ba
     }
 
 
-def read_names(path) -> list[str]:
-    """Class names of a darknet ``.names`` file (one a line, blank lines ignored)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: class names file not found")
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not names:
-        raise WeightsError(f"{path}: no class names (expected one name a line)")
-    return names
-
-
 def load_darknet(cfg_path, weights_path, *, class_names=None, input_size=None, name=None):
     """Build the model of a darknet cfg and load its ``.weights`` (exactly; see :func:`load_darknet_weights`).
 
@@ -302,21 +289,20 @@ def load_darknet(cfg_path, weights_path, *, class_names=None, input_size=None, n
         The Keras model, whose first head records the file's header (written back by :func:`save_darknet`).
     """
     if isinstance(class_names, (str, Path)):
-        class_names = read_names(class_names)
+        class_names = read_names_file(class_names)
     sections, cfg_text, source = prepare_sections(cfg_path, input_size=input_size)
     classes = {section.get_int("classes", 20, source=source) for section in sections if section.type == "yolo"}
     if class_names is not None and classes and len(class_names) not in classes:
         raise WeightsError(f"{len(class_names)} class names given, but {source} has classes={sorted(classes)[0]}")
-    model = _build(sections, cfg_text, source, class_names=class_names, name=name)
+    model = build_from_sections(sections, cfg_text, source, class_names=class_names, name=name)
     load_darknet_weights(model, weights_path)
     return model
 
 
 def darknet_arrays(model) -> list[np.ndarray]:
     """The model's convolution parameters as darknet stores them, one flat float32 array per convolution."""
-    sections = parse_cfg(model_cfg_text(model), source=model.name)
     arrays = []
-    for layer in convolution_weights(sections, source=model.name):
+    for layer in convolution_weights(model_sections(model), source=model.name):
         conv = _get_layer(model, f"conv_{layer.index}")
         parts = []
         if layer.batch_normalize:

@@ -19,6 +19,7 @@ import numpy as np
 from keras import ops
 
 from defi1.boxes import clip_boxes, non_max_suppression
+from defi1.yolo.heads import head_spec, input_width_height
 
 #: Exponent limit for ``exp(tw)``: a predicted box is at most 1000 anchors wide.
 MAX_LOG_SCALE = float(np.log(1000.0))
@@ -50,11 +51,18 @@ def decode_head(raw, anchors, stride):
     """
     num_anchors = len(np.asarray(anchors).reshape(-1, 2))
     shape = ops.shape(raw)
-    grid_height, grid_width = shape[1], shape[2]
     rows = ops.reshape(raw, (shape[0], -1, shape[3] // num_anchors))
-    centre = (ops.sigmoid(rows[..., 0:2]) + grid_offsets(grid_height, grid_width, num_anchors, raw.dtype)) * stride
-    size = anchor_rows(anchors, grid_height, grid_width, raw.dtype) * ops.exp(ops.minimum(rows[..., 2:4],
-                                                                                           MAX_LOG_SCALE))
+    return decode_rows(rows, anchors, stride, shape[1], shape[2])
+
+
+def decode_rows(rows, anchors, stride, grid_height, grid_width):
+    """:func:`decode_head` on a head already reshaped to rows ``(batch, G, 5 + C)`` (``(y, x, anchor)`` order) of
+    a ``grid_height`` × ``grid_width`` grid: the one place where raw logits become boxes (the loss decodes its
+    predictions here too, for the ignore mask). Returns ``(centre_size, objectness_logits, class_logits)``."""
+    num_anchors = len(np.asarray(anchors).reshape(-1, 2))
+    centre = (ops.sigmoid(rows[..., 0:2]) + grid_offsets(grid_height, grid_width, num_anchors, rows.dtype)) * stride
+    size = anchor_rows(anchors, grid_height, grid_width, rows.dtype) * ops.exp(ops.minimum(rows[..., 2:4],
+                                                                                            MAX_LOG_SCALE))
     return ops.concatenate([centre, size], axis=-1), rows[..., 4], rows[..., 5:]
 
 
@@ -63,7 +71,7 @@ def decode_heads(head_outputs, heads, *, input_size=None):
 
     Args:
         head_outputs: list of raw head arrays, ``(batch, grid_h, grid_w, A * (5 + C))``, in the model's output order.
-        heads: list of :class:`~defi1.yolo.targets.HeadSpec` or YoloHead layers (anchors, stride), same order.
+        heads: list of :class:`~defi1.yolo.heads.HeadSpec` or YoloHead layers (anchors, stride), same order.
         input_size: network input (int side, or ``(width, height)``) the outputs were computed for; when given,
             each head's grid is checked against it (``ValueError`` on a mismatch).
     Returns:
@@ -71,8 +79,6 @@ def decode_heads(head_outputs, heads, *, input_size=None):
         network input, ``(batch, N)`` and ``(batch, N, C)`` in ``[0, 1]``; ``N`` is the sum of ``grid_h * grid_w * A``
         over the heads (10647 for YOLOv3 at 416).
     """
-    from defi1.yolo.targets import head_spec, input_width_height
-
     if len(head_outputs) != len(heads):
         raise ValueError(f"{len(head_outputs)} head outputs for {len(heads)} heads")
     boxes, objectness, classes = [], [], []
@@ -127,8 +133,6 @@ def decode_heads_numpy(head_outputs, heads, *, input_size=None):
     ``objectness (batch, N)``, ``class_probabilities (batch, N, C))``, heads concatenated in order, rows in
     ``(y, x, anchor)`` order. The cell grids are cached per shape, so a stream pays only for the arithmetic.
     """
-    from defi1.yolo.targets import head_spec, input_width_height
-
     if len(head_outputs) != len(heads):
         raise ValueError(f"{len(head_outputs)} head outputs for {len(heads)} heads")
     boxes, objectness, classes = [], [], []
@@ -243,26 +247,11 @@ def postprocess(boxes, objectness, class_probabilities, *, letterboxes=None, ima
             inside = (candidate_boxes[:, 2] > candidate_boxes[:, 0]) & (candidate_boxes[:, 3] > candidate_boxes[:, 1])
             candidate, class_ids = candidate[inside], class_ids[inside]
             candidate_boxes, candidate_scores = candidate_boxes[inside], candidate_scores[inside]
-        kept = _per_class_nms(candidate_boxes, candidate_scores, class_ids, iou_threshold, max_detections)
+        kept = non_max_suppression(candidate_boxes, candidate_scores, iou_threshold, class_ids=class_ids,
+                                   max_detections=max_detections)
         kept_ids = class_ids[kept].astype(np.int64)
         names = [class_names[class_id] if class_names is not None and class_id < len(class_names) else str(class_id)
                  for class_id in kept_ids]
         detections.append(Detection(boxes=candidate_boxes[kept], scores=candidate_scores[kept], class_ids=kept_ids,
                                     class_names=names, image_size=image_size))
     return detections
-
-
-
-def _per_class_nms(boxes, scores, class_ids, iou_threshold, max_detections):
-    """:func:`defi1.boxes.non_max_suppression` class by class (smaller IoU matrices than one offset pass), then the
-    ``max_detections`` best over all classes. Returns kept indices by decreasing score."""
-    kept = []
-    for class_id in np.unique(class_ids):
-        members = np.flatnonzero(class_ids == class_id)
-        kept.append(members[non_max_suppression(boxes[members], scores[members], iou_threshold,
-                                                max_detections=max_detections)])
-    if not kept:
-        return np.zeros((0,), dtype=np.int64)
-    kept = np.concatenate(kept)
-    kept = kept[np.argsort(-scores[kept], kind="stable")]
-    return kept[:max_detections] if max_detections is not None else kept

@@ -19,32 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from defi1.boxes import cxcywh_from_xyxy, letterbox_image
-from defi1.files import atomic_write_text
+from defi1.files import atomic_write_text, load_keras_model
+from defi1.images import as_rgb_uint8, pixels_to_unit
 from defi1.yolo.decode import Detection, decode_heads_numpy, postprocess
 from defi1.yolo.drawing import class_color, draw_detections
-from defi1.yolo.targets import head_specs, input_width_height
+from defi1.yolo.heads import head_specs, input_width_height
 
-__all__ = ["Detection", "Detector", "as_rgb_uint8", "class_color", "draw_detections", "format_detections_txt",
+__all__ = ["Detection", "Detector", "class_color", "draw_detections", "format_detections_txt", "infer_decoded",
            "save_detections_txt"]
-
-
-def as_rgb_uint8(image) -> np.ndarray:
-    """An image array as RGB ``uint8`` ``(height, width, 3)``: grayscale ``(H, W)`` / ``(H, W, 1)`` is repeated on
-    three channels, RGBA ``(H, W, 4)`` loses its alpha. Raises ``ValueError`` for other shapes or dtypes."""
-    array = np.asarray(image)
-    if array.dtype != np.uint8:
-        raise ValueError(f"expected an RGB uint8 image (values 0-255), got dtype {array.dtype}; read files with "
-                         "defi1.images.read_image")
-    if array.ndim == 2:
-        array = array[:, :, None]
-    if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(f"expected an image of shape (height, width, 3) RGB, (height, width) grayscale or "
-                         f"(height, width, 4) RGBA, got shape {array.shape}")
-    if array.shape[2] == 1:
-        return np.repeat(array, 3, axis=2)
-    if array.shape[2] == 4:
-        return np.ascontiguousarray(array[:, :, :3])
-    return array
 
 
 class Detector:
@@ -71,7 +53,7 @@ class Detector:
     Attributes:
         forward: the forward pass in use (:func:`defi1.yolo.inference.compile_forward` for models built from a
             darknet cfg, a direct model call otherwise, or the ``forward`` given): raw heads.
-        heads: the :class:`~defi1.yolo.targets.HeadSpec` of each output.
+        heads: the :class:`~defi1.yolo.heads.HeadSpec` of each output.
     """
 
     def __init__(self, model, *, input_size=None, conf_threshold=0.25, iou_threshold=0.45, max_detections=100,
@@ -114,19 +96,9 @@ class Detector:
 
     @classmethod
     def from_keras(cls, path, **options):
-        """Load a ``.keras`` YOLO model (``safe_mode=True``; defi1's layers are registered on import)."""
-        import keras
-
-        import defi1  # noqa: F401  (registers the custom layers and losses)
-
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such model file (expected a .keras file)")
-        try:
-            model = keras.saving.load_model(path, safe_mode=True, compile=False)
-        except (OSError, ValueError, TypeError) as error:
-            raise ValueError(f"{path}: cannot load the Keras model ({error})") from error
-        return cls(model, **options)
+        """Load a ``.keras`` YOLO model (:func:`defi1.files.load_keras_model`: ``safe_mode=True``, errors naming
+        the file)."""
+        return cls(load_keras_model(path), **options)
 
     @classmethod
     def from_darknet(cls, cfg, weights, names=None, *, input_size=None, **options):
@@ -147,11 +119,10 @@ class Detector:
         images = list(images)
         batch = np.empty((len(images), self.input_height, self.input_width, 3), dtype=np.float32)
         letterboxes, sizes = [], []
-        scale = np.float32(1.0 / 255.0)
         for index, image in enumerate(images):
             image = as_rgb_uint8(image)
             canvas, letterbox = letterbox_image(image, self.input_width, self.input_height)
-            np.multiply(canvas, scale, out=batch[index])  # uint8 -> float32 in one pass, no float64 copy
+            pixels_to_unit(canvas, out=batch[index])
             letterboxes.append(letterbox)
             sizes.append((image.shape[1], image.shape[0]))
         return batch, letterboxes, sizes
@@ -269,159 +240,3 @@ def save_detections_txt(path, detection, image_size=None) -> Path:
     """Write :func:`format_detections_txt` to ``path`` atomically (an empty file when nothing was detected: the
     evaluator then knows the image was processed). This is the format ``defi1 detect evaluate --pred`` reads."""
     return atomic_write_text(path, format_detections_txt(detection, image_size))
-
-
-#: Extensions read as videos by :func:`predict_source` (OpenCV decodes them).
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm")
-
-
-def is_video_path(path) -> bool:
-    """True when the file name ends with a known video extension (case-insensitive)."""
-    return str(path).lower().endswith(VIDEO_EXTENSIONS)
-
-
-def predict_source(detector, source, out_dir, *, save_txt=False, save_images=True, progress=False) -> dict:
-    """Run a :class:`Detector` on an image file, a folder of images or a video file and write the results.
-
-    Outputs in ``out_dir``: annotated images under their own names (an annotated ``<stem>.mp4`` for a video), and with
-    ``save_txt`` one ``labels/<stem>.txt`` per image (``labels/<stem>_<frame>.txt`` per video frame, frames counted
-    from 0) of ``class cx cy w h confidence`` lines normalised to the original image (:func:`save_detections_txt`).
-
-    An image that cannot be read raises (naming it) when it is the source; in a folder it is skipped, listed in the
-    report, and the other images are processed. A video ends cleanly at its last readable frame.
-
-    Returns:
-        a report dict: ``images`` (images or frames processed), ``detections`` (their total), ``skipped`` (list of
-        ``(path, reason)``), ``outputs`` (written annotated files), ``labels_dir`` (or ``None``).
-    """
-    from defi1.files import ensure_output_dir
-    from defi1.images import is_image_path, list_images
-
-    source = Path(source)
-    out_dir = Path(out_dir)
-    if not source.exists():
-        raise FileNotFoundError(f"{source}: no such image, folder or video")
-    if source.is_dir() and out_dir.resolve() == source.resolve():
-        raise ValueError(f"{out_dir}: the output folder is the source folder; annotated images would overwrite the "
-                         "originals (choose another --out)")
-    if source.is_file() and not (is_image_path(source) or is_video_path(source)):
-        raise ValueError(f"{source}: not an image ({', '.join(_image_extensions())}) or a video "
-                         f"({', '.join(VIDEO_EXTENSIONS)})")
-    ensure_output_dir(out_dir)
-    labels_dir = out_dir / "labels" if save_txt else None
-    report = {"images": 0, "detections": 0, "skipped": [], "outputs": [], "labels_dir": labels_dir}
-    if source.is_file() and is_video_path(source):
-        _predict_video(detector, source, out_dir, labels_dir, report, save_images=save_images, progress=progress)
-        return report
-    paths = [source] if source.is_file() else list_images(source)
-    if not paths:
-        raise FileNotFoundError(f"{source}: no image files in this folder (expected {', '.join(_image_extensions())})")
-    bar = _progress_bar(len(paths), f"predict {source.name}", "image", progress)
-    for start in range(0, len(paths), detector.batch_size):
-        images, names = [], []
-        for path in paths[start:start + detector.batch_size]:
-            try:
-                images.append(_read(path))
-                names.append(path)
-            except (OSError, ValueError) as error:
-                if source.is_file():
-                    raise
-                report["skipped"].append((str(path), str(error)))
-        for path, image, detection in zip(names, images, detector.detect_batch(images)):
-            _write_outputs(path.name, path.stem, image, detection, out_dir, labels_dir, report,
-                           save_images=save_images)
-        bar.update(len(paths[start:start + detector.batch_size]))
-    bar.close()
-    return report
-
-
-def _image_extensions():
-    from defi1.images import IMAGE_EXTENSIONS
-
-    return IMAGE_EXTENSIONS
-
-
-def _read(path):
-    from defi1.images import read_image
-
-    return read_image(path)
-
-
-def _progress_bar(total, description, unit, enabled):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=description, unit=unit, disable=not enabled)
-
-
-def _write_outputs(name, stem, image, detection, out_dir, labels_dir, report, *, save_images):
-    from defi1.images import write_image
-
-    report["images"] += 1
-    report["detections"] += len(detection)
-    if save_images:
-        report["outputs"].append(write_image(out_dir / name, draw_detections(image, detection)))
-    if labels_dir is not None:
-        save_detections_txt(labels_dir / f"{stem}.txt", detection)
-
-
-def _predict_video(detector, source, out_dir, labels_dir, report, *, save_images, progress):
-    import os
-
-    import cv2
-
-    from defi1.errors import SourceError
-    from defi1.images import bgr_from_rgb, rgb_from_bgr
-
-    capture = cv2.VideoCapture(str(source))
-    if not capture.isOpened():
-        raise SourceError(f"{source}: cannot open the video (OpenCV could not decode it)")
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    out_path = out_dir / f"{source.stem}.mp4"
-    temporary = out_dir / f".{source.stem}.tmp{os.getpid()}.mp4"
-    writer = None
-    bar = _progress_bar(total, f"predict {source.name}", "frame", progress)
-    frame_index = 0
-    try:
-        finished = False
-        while not finished:
-            frames = []
-            while len(frames) < detector.batch_size:
-                ok, frame = capture.read()
-                if not ok:
-                    finished = True
-                    break
-                frames.append(rgb_from_bgr(frame))
-            if not frames:
-                break
-            for image, detection in zip(frames, detector.detect_batch(frames)):
-                report["images"] += 1
-                report["detections"] += len(detection)
-                if save_images:
-                    if writer is None:
-                        height, width = image.shape[:2]
-                        writer = cv2.VideoWriter(str(temporary), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-                        if not writer.isOpened():
-                            raise SourceError(f"{out_path}: cannot open a video writer (mp4v codec)")
-                    writer.write(bgr_from_rgb(draw_detections(image, detection)))
-                if labels_dir is not None:
-                    save_detections_txt(labels_dir / f"{source.stem}_{frame_index:06d}.txt", detection)
-                frame_index += 1
-            bar.update(len(frames))
-    except BaseException:
-        if writer is not None:
-            writer.release()
-            writer = None
-        if temporary.exists():
-            temporary.unlink()
-        raise
-    finally:
-        bar.close()
-        capture.release()
-        if writer is not None:
-            writer.release()
-    if frame_index == 0:
-        raise SourceError(f"{source}: no frame could be read from the video")
-    if writer is not None:
-        os.replace(temporary, out_path)
-        report["outputs"].append(out_path)

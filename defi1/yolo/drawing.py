@@ -6,6 +6,8 @@ import colorsys
 
 import numpy as np
 
+from defi1.images import as_rgb_uint8
+
 
 def class_color(class_id) -> tuple[int, int, int]:
     """A distinct, stable RGB colour for a class id (golden-ratio hues, bright and saturated)."""
@@ -27,8 +29,6 @@ def draw_detections(image_rgb, detection, *, thickness=None, font_scale=None, sh
         a new RGB ``uint8`` image ``(height, width, 3)``.
     """
     import cv2
-
-    from defi1.yolo.detector import as_rgb_uint8
 
     canvas = np.ascontiguousarray(as_rgb_uint8(image_rgb)).copy()
     height, width = canvas.shape[:2]

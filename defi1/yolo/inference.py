@@ -29,11 +29,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from defi1.yolo.cfg import parse_cfg
 from defi1.yolo.decode import decode_heads
 from defi1.yolo.layers import DarknetBatchNormalization, yolo_heads
-from defi1.yolo.model import _build, check_input_shape, darknet_layer_index, model_cfg_text, plan_network
-from defi1.yolo.targets import head_specs
+from defi1.yolo.model import (build_from_sections, check_input_shape, darknet_layer_index, model_cfg_text,
+                              model_sections, network_stride)
+from defi1.yolo.heads import head_specs
 
 #: Predictions per image kept on the device by :meth:`CompiledForward.detect` (the best scores): far more than the
 #: detections of any real image, far fewer than the 10647 (YOLOv3) or 2535 (tiny) rows at 416.
@@ -41,12 +41,6 @@ DEFAULT_MAX_CANDIDATES = 1000
 
 #: Default of ``jit_compile`` per backend (see the module docstring for the measurements behind it).
 DEFAULT_JIT_COMPILE = {"tensorflow": False}
-
-
-def network_stride(model) -> int:
-    """The largest stride of a defi1 YOLO model: input sides must be multiples of it (32 for YOLOv3)."""
-    sections = parse_cfg(model_cfg_text(model), source=model.name)
-    return max(plan.stride for plan in plan_network(sections, source=model.name))
 
 
 def fold_batchnorm(model, *, mixed_precision=False) -> keras.Model:
@@ -65,11 +59,10 @@ def fold_batchnorm(model, *, mixed_precision=False) -> keras.Model:
 
 def _inference_copy(model, *, fold, mixed_precision):
     heads = yolo_heads(model)
-    cfg_text = model_cfg_text(model)
-    sections = parse_cfg(cfg_text, source=model.name)
-    copy = _build(sections, cfg_text, model.name, class_names=heads[0].class_names,
-                  name=f"{model.name}_inference", fold_batchnorm=fold,
-                  dtype="mixed_float16" if mixed_precision else None, darknet_header=heads[0].darknet_header)
+    copy = build_from_sections(model_sections(model), model_cfg_text(model), model.name,
+                               class_names=heads[0].class_names, name=f"{model.name}_inference", fold_batchnorm=fold,
+                               dtype="mixed_float16" if mixed_precision else None,
+                               darknet_header=heads[0].darknet_header)
     for head, copied_head in zip(heads, yolo_heads(copy)):
         copied_head.input_size = head.input_size
     for layer in copy.layers:
@@ -111,7 +104,7 @@ class CompiledForward:
         model: the inference model actually run (batch norm folded when asked).
         backend: the Keras backend it was compiled for.
         stride: the network's largest stride.
-        heads: the :class:`~defi1.yolo.targets.HeadSpec` of each output (used by :meth:`detect`).
+        heads: the :class:`~defi1.yolo.heads.HeadSpec` of each output (used by :meth:`detect`).
         jit_compile: TensorFlow: whether XLA compiles the function.
         max_candidates: predictions per image that :meth:`detect` copies to the host.
     """

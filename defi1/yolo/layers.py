@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import keras
 
+from defi1.layers import MetadataLayer
+
 
 @keras.saving.register_keras_serializable(package="defi1")
-class YoloHead(keras.layers.Layer):
+class YoloHead(MetadataLayer):
     """Identity layer that marks one YOLO output and carries its metadata.
 
     Input and output: raw head logits, shape ``(batch, grid_height, grid_width, len(anchors) * (5 + num_classes))``,
@@ -48,12 +50,6 @@ class YoloHead(keras.layers.Layer):
         self.cfg_text = cfg_text
         self.darknet_header = ({key: int(value) for key, value in darknet_header.items()}
                                if darknet_header is not None else None)
-
-    def call(self, inputs):
-        return inputs
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
 
     def get_config(self):
         config = super().get_config()

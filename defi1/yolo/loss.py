@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from defi1.yolo.decode import MAX_LOG_SCALE, anchor_rows, grid_offsets
+from defi1.yolo.decode import anchor_rows, decode_rows, grid_offsets
 
 _EPSILON = 1e-9
 
@@ -96,9 +96,7 @@ class YoloLoss(keras.losses.Loss):
         size_loss = 0.5 * ops.sum(ops.square(prediction[..., 2:4] - size_target), axis=-1)
 
         # Ignore mask: predicted boxes (no gradient) against every ground-truth box of the image.
-        predicted_xy = (ops.sigmoid(prediction[..., 0:2]) + cells_xy) * stride
-        predicted_wh = anchors * ops.exp(ops.minimum(prediction[..., 2:4], MAX_LOG_SCALE))
-        predicted = ops.stop_gradient(ops.concatenate([predicted_xy, predicted_wh], axis=-1))
+        predicted = ops.stop_gradient(decode_rows(prediction, self.anchors, stride, grid_h, grid_w)[0])
         best_iou = ops.max(_centre_size_iou(predicted[:, :, None, :], true_boxes[:, None, :, 0:4])
                            * true_boxes[:, None, :, 4], axis=2)
         background = (1.0 - responsible) * ops.cast(best_iou <= self.ignore_threshold, y_pred.dtype)

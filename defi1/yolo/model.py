@@ -24,6 +24,7 @@ Keras layer names carry the darknet layer index: ``conv_12``, ``batchnorm_12``, 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 import warnings
@@ -212,9 +213,17 @@ def _convolution_padding(section, source):
     return section.get_int("padding", 0, source=source)
 
 
-def _build(sections, cfg_text, source, *, class_names=None, name=None, fold_batchnorm=False, dtype=None,
-           darknet_header=None):
-    """Build the Keras model of checked ``sections`` (see the module docstring for layers and names)."""
+def build_from_sections(sections, cfg_text, source, *, class_names=None, name=None, fold_batchnorm=False, dtype=None,
+                        darknet_header=None) -> keras.Model:
+    """Build the Keras model of checked cfg ``sections`` (see the module docstring for layers and names).
+
+    Args:
+        sections: the cfg's sections, checked (:func:`prepare_sections`, or :func:`model_sections` of a model).
+        cfg_text: the cfg text the first head keeps. source: the cfg's name in error messages.
+        class_names: ``C`` names stored in the heads. name: the Keras model name (default: from ``source``).
+        fold_batchnorm: build the convolutions with a bias and no batch norm (inference copies).
+        dtype: Keras dtype policy of every layer (``"mixed_float16"`` ...). darknet_header: stored in head 0.
+    """
     plans = plan_network(sections, source=source)
     net = sections[0]
     width = net.get_int("width", 416, source=source)
@@ -333,7 +342,7 @@ def build_from_cfg(cfg, *, num_classes=None, class_names=None, input_size=None, 
     """
     sections, cfg_text, source = prepare_sections(cfg, num_classes=num_classes, class_names=class_names,
                                                   input_size=input_size)
-    return _build(sections, cfg_text, source, class_names=class_names, name=name)
+    return build_from_sections(sections, cfg_text, source, class_names=class_names, name=name)
 
 
 def build_yolov3(*, num_classes, input_size=416, anchors=None, class_names=None, masks=None) -> keras.Model:
@@ -370,6 +379,32 @@ def model_cfg_text(model) -> str:
     return cfg_text
 
 
+def model_sections(model) -> list:
+    """The sections of the cfg a defi1 YOLO model was built from (:func:`model_cfg_text`), parsed once per cfg text
+    and shared between callers: read them, do not modify them."""
+    return list(_parsed_cfg(model_cfg_text(model), model.name))
+
+
+def model_plan(model) -> list[LayerPlan]:
+    """:func:`plan_network` of a model's own cfg (worked out once per cfg text; read only)."""
+    return list(_planned_cfg(model_cfg_text(model), model.name))
+
+
+def network_stride(model) -> int:
+    """The largest stride of a defi1 YOLO model: input sides must be multiples of it (32 for YOLOv3)."""
+    return max(plan.stride for plan in model_plan(model))
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed_cfg(cfg_text, source):
+    return tuple(parse_cfg(cfg_text, source=source))
+
+
+@functools.lru_cache(maxsize=16)
+def _planned_cfg(cfg_text, source):
+    return tuple(plan_network(list(_parsed_cfg(cfg_text, source)), source=source))
+
+
 def darknet_layer_index(layer_name):
     """Darknet layer index encoded in a defi1 Keras layer name (``"conv_12"`` -> 12), or ``None``."""
     match = _LAYER_NAME.match(layer_name)
@@ -401,8 +436,7 @@ def backbone_layer_names(model) -> list[str]:
 
     Freeze them (``layer.trainable = False``) for the first stage of transfer learning.
     """
-    text = model_cfg_text(model)
-    end = backbone_end(parse_cfg(text, source=model.name), source=model.name)
+    end = backbone_end(model_sections(model), source=model.name)
     return [layer.name for layer in model.layers
             if (index := darknet_layer_index(layer.name)) is not None and index <= end]
 

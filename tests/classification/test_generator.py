@@ -29,7 +29,7 @@ def test_batches_pair_images_with_their_labels_and_last_batch_is_partial(tmp_pat
     assert images.shape == (2, 3, 3, 3) and images.dtype == np.float32
     assert batch_labels.tolist() == [8, 9]
     assert np.allclose(images[:, 0, 0, 0], [80, 90])
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match=r"batch 3 out of range \(the dataset has 3 batches\)"):
         dataset[3]
 
 

@@ -74,14 +74,14 @@ class InterruptAt(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if self.current == self.epoch and batch == self.batch:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt(f"Ctrl-C at epoch {self.current + 1}, batch {batch + 1}")
 
 
 @pytest.mark.backend_agnostic
 def test_ctrl_c_mid_epoch_keeps_the_best_checkpoint_and_resume_continues(tmp_path, capsys):
     train, val = separable_data(), separable_data(30, seed=1)
     run_dir = tmp_path / "run"
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="Ctrl-C at epoch 3, batch 4"):
         training.train_classifier(small_model(), train, val, run_dir=run_dir, epochs=5, batch_size=10,
                                   callbacks=[InterruptAt(epoch=2, batch=3)], verbose=0)
     assert "2 epoch(s) completed" in capsys.readouterr().err

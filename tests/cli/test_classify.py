@@ -117,7 +117,7 @@ def test_train_errors_missing_data_and_unwritable_output(tmp_path, capsys):
 @pytest.mark.smoke
 def test_smoke_help(capsys):
     for command in ("train", "evaluate", "predict"):
-        with pytest.raises(SystemExit) as exit_info:
+        with pytest.raises(SystemExit, match="^0$") as exit_info:
             main(["classify", command, "--help"])
         assert exit_info.value.code == 0
     assert "--resume" in capsys.readouterr().out

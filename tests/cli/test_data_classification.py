@@ -86,7 +86,7 @@ def test_data_download_writes_images(tmp_path, monkeypatch, capsys):
 @pytest.mark.smoke
 def test_smoke_help(capsys):
     for command in (["data", "digits"], ["data", "split"], ["data", "download"]):
-        with pytest.raises(SystemExit) as exit_info:
+        with pytest.raises(SystemExit, match="^0$") as exit_info:
             main([*command, "--help"])
         assert exit_info.value.code == 0
     assert "stratified" in capsys.readouterr().out

@@ -1,10 +1,15 @@
-"""``defi1 detect train``: every flag reaches the training settings; bad values are one-line errors."""
+"""``defi1 detect train`` and ``defi1 detect evaluate`` (defi1.cli.detect_train): every flag reaches the training
+settings, evaluation reports are written, bad values are one-line errors."""
+
+import json
 
 import pytest
 
 import defi1.detection.training as training
 from defi1.cli import main
 from defi1.detection.dataset import MULTI_SCALE_SIZES
+
+from ..detection.test_evaluation import _write_prediction_files, dataset  # noqa: F401  (fixture)
 
 
 @pytest.fixture
@@ -57,3 +62,55 @@ def test_bad_multi_scale_range_is_a_one_line_error(captured_settings, capsys, va
     assert main(["detect", "train", "--data", "d.yaml", "--multi-scale", value]) == 1
     error = capsys.readouterr().err
     assert error.startswith(f"defi1: error: --multi-scale {value}: expected MIN,MAX") and not captured_settings
+
+
+def test_cli_evaluate_pred_writes_metrics(dataset, tmp_path, capsys):
+    pred_dir = tmp_path / "predictions"
+    pred_dir.mkdir()
+    # Every box shifted right by 5 pixels: IoUs 0.6 (20-wide), 0.71 (30-wide), 0.6 (20-wide), 0.78 (40-wide):
+    # all true positives at IoU 0.5, so mAP50 = 1, but not at 0.75 and above.
+    _write_prediction_files(pred_dir, shift=5.0)
+    out_dir = tmp_path / "cli_report"
+    code = main(["detect", "evaluate", "--pred", str(pred_dir), "--data", str(dataset), "--split", "test",
+                 "--out", str(out_dir)])
+    assert code == 0
+    written = json.loads((out_dir / "metrics.json").read_text())
+    assert written["map50"] == pytest.approx(1.0)
+    assert written["map50_95"] < 0.6
+    assert "metrics.json" in capsys.readouterr().out
+
+
+def test_cli_evaluate_needs_a_model_or_predictions(dataset, capsys):
+    with pytest.raises(SystemExit, match="^2$"):  # argparse's usage error
+        main(["detect", "evaluate", "--data", str(dataset)])
+    assert "one of the arguments --model --pred is required" in capsys.readouterr().err
+
+
+def test_cli_evaluate_missing_model_is_one_line_error(dataset, tmp_path, capsys):
+    code = main(["detect", "evaluate", "--model", str(tmp_path / "absent.keras"), "--data", str(dataset)])
+    assert code == 1
+    assert "absent.keras" in capsys.readouterr().err
+
+
+def test_cli_train_maps_every_option_to_the_settings(monkeypatch, tmp_path):
+    import defi1.detection.training as training
+
+    captured = {}
+
+    def fake_train(settings):
+        captured["settings"] = settings
+        return training.TrainingResult(out_dir=tmp_path, best_model_path=tmp_path / "best.keras",
+                                       last_model_path=tmp_path / "last.keras", log_path=tmp_path / "log.csv",
+                                       curves_path=None, epochs_completed=3, best_validation_loss=1.0)
+
+    monkeypatch.setattr(training, "train_detector", fake_train)
+    code = main(["detect", "train", "--data", "d.yaml", "--model", "yolov3", "--weights", "yolov3.weights",
+                 "--input-size", "320", "--epochs", "30", "--freeze-epochs", "5", "--batch-size", "4", "--out",
+                 str(tmp_path), "--resume", "--mixed-precision", "--multi-scale", "--distribute", "--no-augment",
+                 "--anchors", "kmeans"])
+    assert code == 0
+    settings = captured["settings"]
+    assert (settings.data, settings.model, settings.weights) == ("d.yaml", "yolov3", "yolov3.weights")
+    assert (settings.input_size, settings.epochs, settings.freeze_epochs, settings.batch_size) == (320, 30, 5, 4)
+    assert settings.resume and settings.mixed_precision and settings.multi_scale and settings.distribute
+    assert not settings.augment and settings.anchors == "kmeans" and settings.out_dir == str(tmp_path)

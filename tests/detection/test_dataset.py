@@ -10,7 +10,7 @@ from defi1.detection.dataset import DetectionDataset
 from defi1.detection.labels import labels_from_pixels, list_samples, write_dataset_yaml, write_yolo_labels
 from defi1.errors import DataError
 from defi1.images import write_image
-from defi1.yolo.targets import HeadSpec
+from defi1.yolo.heads import HeadSpec
 
 HEADS = [HeadSpec(anchors=[[40, 40], [24, 24], [16, 16]], stride=32, num_classes=3),
          HeadSpec(anchors=[[10, 10], [6, 6], [3, 3]], stride=16, num_classes=3)]

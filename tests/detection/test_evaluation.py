@@ -1,11 +1,10 @@
-"""Evaluation of a detector or of prediction files on a dataset split: known mAPs, the report files, the CLI."""
+"""Evaluation of a detector or of prediction files on a dataset split: known mAPs, the report files."""
 
 import json
 
 import numpy as np
 import pytest
 
-from defi1.cli import main
 from defi1.detection.evaluation import evaluate_model, evaluate_predictions
 from defi1.detection.labels import labels_from_pixels, write_dataset_yaml, write_yolo_labels
 from defi1.errors import ConfigError
@@ -100,54 +99,3 @@ def test_prediction_files_equal_to_the_labels_score_one(dataset, tmp_path):
     metrics = evaluate_predictions(pred_dir, dataset, "test", print_table=False)
     assert metrics["map50"] == pytest.approx(1.0) and metrics["map50_95"] == pytest.approx(1.0)
     assert (pred_dir / "metrics.json").is_file() and (pred_dir / "gallery.png").is_file()
-
-
-def test_cli_evaluate_pred_writes_metrics(dataset, tmp_path, capsys):
-    pred_dir = tmp_path / "predictions"
-    pred_dir.mkdir()
-    # Every box shifted right by 5 pixels: IoUs 0.6 (20-wide), 0.71 (30-wide), 0.6 (20-wide), 0.78 (40-wide):
-    # all true positives at IoU 0.5, so mAP50 = 1, but not at 0.75 and above.
-    _write_prediction_files(pred_dir, shift=5.0)
-    out_dir = tmp_path / "cli_report"
-    code = main(["detect", "evaluate", "--pred", str(pred_dir), "--data", str(dataset), "--split", "test",
-                 "--out", str(out_dir)])
-    assert code == 0
-    written = json.loads((out_dir / "metrics.json").read_text())
-    assert written["map50"] == pytest.approx(1.0)
-    assert written["map50_95"] < 0.6
-    assert "metrics.json" in capsys.readouterr().out
-
-
-def test_cli_evaluate_needs_a_model_or_predictions(dataset):
-    with pytest.raises(SystemExit):
-        main(["detect", "evaluate", "--data", str(dataset)])
-
-
-def test_cli_evaluate_missing_model_is_one_line_error(dataset, tmp_path, capsys):
-    code = main(["detect", "evaluate", "--model", str(tmp_path / "absent.keras"), "--data", str(dataset)])
-    assert code == 1
-    assert "absent.keras" in capsys.readouterr().err
-
-
-def test_cli_train_maps_every_option_to_the_settings(monkeypatch, tmp_path):
-    import defi1.detection.training as training
-
-    captured = {}
-
-    def fake_train(settings):
-        captured["settings"] = settings
-        return training.TrainingResult(out_dir=tmp_path, best_model_path=tmp_path / "best.keras",
-                                       last_model_path=tmp_path / "last.keras", log_path=tmp_path / "log.csv",
-                                       curves_path=None, epochs_completed=3, best_validation_loss=1.0)
-
-    monkeypatch.setattr(training, "train_detector", fake_train)
-    code = main(["detect", "train", "--data", "d.yaml", "--model", "yolov3", "--weights", "yolov3.weights",
-                 "--input-size", "320", "--epochs", "30", "--freeze-epochs", "5", "--batch-size", "4", "--out",
-                 str(tmp_path), "--resume", "--mixed-precision", "--multi-scale", "--distribute", "--no-augment",
-                 "--anchors", "kmeans"])
-    assert code == 0
-    settings = captured["settings"]
-    assert (settings.data, settings.model, settings.weights) == ("d.yaml", "yolov3", "yolov3.weights")
-    assert (settings.input_size, settings.epochs, settings.freeze_epochs, settings.batch_size) == (320, 30, 5, 4)
-    assert settings.resume and settings.mixed_precision and settings.multi_scale and settings.distribute
-    assert not settings.augment and settings.anchors == "kmeans" and settings.out_dir == str(tmp_path)

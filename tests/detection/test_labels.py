@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from defi1.detection.labels import (DetectionSample, label_path_for, labels_from_pixels, list_samples,
-                                    load_dataset_yaml, load_ground_truth, parse_label_file, pixels_from_labels,
-                                    read_difficult_flags, read_yolo_labels, write_dataset_yaml, write_yolo_labels)
+from defi1.detection.labels import (DetectionSample, find_dataset_yaml, label_path_for, labels_from_pixels,
+                                    list_samples, load_dataset_yaml, load_ground_truth, parse_label_file,
+                                    pixels_from_labels, prepare_dataset_folder, read_difficult_flags,
+                                    read_yolo_labels, write_dataset_yaml, write_yolo_labels)
 from defi1.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.backend_agnostic  # numpy only: must pass under every Keras backend
@@ -101,7 +102,7 @@ def test_list_samples_pairs_images_and_labels(tmp_path):
     assert samples[0].is_background
     assert label_path_for("/data/images/x/images/y.jpg").as_posix() == "/data/images/x/labels/y.txt"
     assert label_path_for("/data/flat/y.jpg").as_posix() == "/data/flat/y.txt"
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="nothing: no such image folder"):
         list_samples(tmp_path / "nothing")
 
 
@@ -115,3 +116,22 @@ def test_prediction_lines_with_confidence(tmp_path):
     path.write_text("2 0.5 0.5 0.2 0.4 0.75\n")
     rows = parse_label_file(path, with_confidence=True)
     assert rows.class_ids.tolist() == [2] and rows.confidences.tolist() == [0.75]
+
+
+def test_find_dataset_yaml_only_when_unambiguous(tmp_path):
+    assert find_dataset_yaml(tmp_path) is None
+    (tmp_path / "data.yml").write_text("names: [a]\n")
+    assert find_dataset_yaml(tmp_path) == tmp_path / "data.yml"
+    (tmp_path / "other.yaml").write_text("names: [b]\n")
+    assert find_dataset_yaml(tmp_path) is None  # two: ambiguous
+
+
+def test_prepare_dataset_folder_refuses_or_replaces_an_existing_dataset(tmp_path):
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    (tmp_path / "data.yaml").write_text("names: [a]\n")
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="already holds images/ or labels/ .* or overwrite"):
+        prepare_dataset_folder(tmp_path)
+    assert (tmp_path / "images" / "train").is_dir()
+    assert prepare_dataset_folder(tmp_path, overwrite=True) == tmp_path
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]  # the stale data.yaml went too

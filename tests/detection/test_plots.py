@@ -47,7 +47,7 @@ def test_gallery_draws_truth_and_predictions_above_threshold(tmp_path):
     patches = [patch for patch in figure.axes[0].patches if isinstance(patch, Rectangle)]
     assert len(patches) == 2  # the ground truth and the 0.9 prediction; the 0.1 one is below the threshold
     assert [text.get_text() for text in figure.axes[0].texts] == ["cat 0.90"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="needs at least one image"):
         draw_detection_gallery([], [], [])
 
 

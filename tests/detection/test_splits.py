@@ -61,5 +61,5 @@ def test_bad_requests(source, tmp_path):
     with pytest.raises(FileNotFoundError, match="images/ subfolder"):
         split_detection_dataset(tmp_path / "nothing", tmp_path / "y")
     split_detection_dataset(source, tmp_path / "z")
-    with pytest.raises(FileExistsError):
+    with pytest.raises(FileExistsError, match=r"z: already holds images/ or labels/"):
         split_detection_dataset(source, tmp_path / "z")

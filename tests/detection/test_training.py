@@ -1,154 +1,21 @@
-"""Detection training: the two stages, checkpoints, resume, NaN handling, data parallelism, and the overfit proof."""
+"""Detection training (defi1.detection.training, the loop): the two stages, checkpoints, resume, NaN handling, data
+parallelism, and the overfit proof. Settings, model and callbacks have their own test files."""
 
 import json
 import os
-import re
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-from defi1.detection.labels import write_dataset_yaml
-from defi1.detection.shapes import ShapesSettings, generate_shapes_dataset
-from defi1.detection.training import (BEST_MODEL, LAST_MODEL, LOG_FILE, STATE_FILE, CosineLearningRate,
-                                      TrainingDivergedError,
-                                      TrainingSettings, _stages, build_model, load_initial_weights,
-                                      read_training_log, set_backbone_trainable, set_batchnorm_momentum,
-                                      train_detector)
-from defi1.errors import ConfigError
-from defi1.yolo.architectures import yolov3_tiny_cfg
-from defi1.yolo.model import backbone_layer_names, build_from_cfg
+from defi1.detection.training import LOG_FILE, TrainingDivergedError, train_detector
+from defi1.detection.training_settings import TrainingSettings
+from defi1.runs import BEST_MODEL, LAST_MODEL, STATE_FILE, read_csv_history
 
-SHAPE_NAMES = ["circle", "square", "triangle", "star", "cross"]
-
-
-def narrow_tiny_cfg(path, *, num_classes=5, input_size=64, divisor=8, anchors=None, batch_normalize=True):
-    """tiny-YOLOv3's cfg with every layer ``divisor`` times narrower (fast tests), written to ``path``."""
-    text = yolov3_tiny_cfg(num_classes=num_classes, input_size=input_size, anchors=anchors)
-    widths = (16, 32, 64, 128, 256, 512, 1024)
-    text = re.sub(r"filters=(\d+)",
-                  lambda match: f"filters={int(match.group(1)) // divisor}" if int(match.group(1)) in widths
-                  else match.group(0), text)
-    if not batch_normalize:
-        text = text.replace("batch_normalize=1", "batch_normalize=0")
-    Path(path).write_text(text)
-    return Path(path)
-
-
-def shapes_dataset(folder, *, num_images, image_size, seed=3):
-    """A shapes dataset whose validation split is its training split (for overfitting and exact comparisons)."""
-    data_yaml = generate_shapes_dataset(folder, num_images=num_images, num_val=1, seed=seed, image_size=image_size,
-                                        settings=ShapesSettings(image_size=image_size, min_objects=1, max_objects=3,
-                                                                min_size=0.15, max_size=0.45,
-                                                                background_probability=0.0))
-    write_dataset_yaml(data_yaml, names=SHAPE_NAMES, train="images/train", val="images/train")
-    return data_yaml
-
-
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("training")
-    data_yaml = shapes_dataset(folder / "shapes", num_images=4, image_size=64)
-    cfg = narrow_tiny_cfg(folder / "narrow.cfg")
-    return folder, data_yaml, cfg
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Fast tests: settings, freezing, weights transfer
-
-
-def test_stages_follow_the_course():
-    with_weights = TrainingSettings(data="d.yaml", weights="yolov3-tiny.weights", epochs=30)
-    assert _stages(with_weights) == [(0, 10, 1e-3, True, 1), (10, 30, 1e-4, False, 2)]
-    from_scratch = TrainingSettings(data="d.yaml", epochs=30)
-    assert _stages(from_scratch) == [(0, 30, 1e-3, False, 1)]
-    capped = TrainingSettings(data="d.yaml", epochs=5, freeze_epochs=8, learning_rate=0.01)
-    assert _stages(capped) == [(0, 5, 0.01, True, 1)]
-
-
-def test_impossible_settings_are_refused():
-    with pytest.raises(ValueError, match="multiple of 32"):
-        TrainingSettings(data="d.yaml", input_size=100).check()
-    with pytest.raises(ValueError, match="at least 1"):
-        TrainingSettings(data="d.yaml", epochs=0).check()
-
-
-def test_cosine_schedule_values():
-    schedule = CosineLearningRate(1e-3, total_steps=110, warmup_steps=10, final_fraction=0.01)
-    assert schedule.rate(0) == pytest.approx(1e-4)  # warm-up: (step + 1) / 10 of the peak
-    assert schedule.rate(9) == pytest.approx(1e-3)
-    assert schedule.rate(10) == pytest.approx(1e-3)  # decay starts at the peak
-    assert schedule.rate(60) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))  # half way: the mean of peak and end
-    assert schedule.rate(110) == pytest.approx(1e-5)
-    assert schedule.rate(500) == pytest.approx(1e-5)
-    # A time budget spent faster than the steps moves the schedule on: 3/4 of the time is cos(3 pi / 4).
-    assert schedule.rate(20, time_fraction=0.75) == pytest.approx(1e-5 + (1e-3 - 1e-5) * 0.5 * (1 - 0.5 ** 0.5))
-
-
-def test_impossible_schedule_settings_are_refused():
-    for wrong in (dict(learning_rate_schedule="step"), dict(ema_momentum=1.0), dict(warmup_epochs=-1),
-                  dict(multi_scale_sizes=(320, 100)), dict(assign_threshold=-0.1), dict(max_time_s=0)):
-        with pytest.raises(ValueError):
-            TrainingSettings(data="d.yaml", **wrong).check()
-
-
-def test_unknown_model_is_named(small_run):
-    _, data_yaml, _ = small_run
-    with pytest.raises(ConfigError, match="resnet"):
-        build_model(TrainingSettings(data=data_yaml, model="resnet"), class_names=SHAPE_NAMES)
-
-
-def test_frozen_backbone_keeps_batchnorm_statistics(small_run, rng):
-    _, _, cfg = small_run
-    model = build_from_cfg(cfg, num_classes=5)
-    frozen = set(set_backbone_trainable(model, False))
-    assert frozen == set(backbone_layer_names(model)) and frozen
-    batchnorms = [layer for layer in model.layers if "BatchNormalization" in type(layer).__name__]
-    frozen_bn = [layer for layer in batchnorms if layer.name in frozen]
-    free_bn = [layer for layer in batchnorms if layer.name not in frozen]
-    assert frozen_bn and free_bn
-    assert all(not layer.trainable for layer in frozen_bn) and all(layer.trainable for layer in free_bn)
-    before = [keras.ops.convert_to_numpy(layer.moving_mean).copy() for layer in batchnorms]
-    images = rng.uniform(0, 1, (2, 64, 64, 3)).astype("float32")
-    training_outputs = model(images, training=True)
-    after = [keras.ops.convert_to_numpy(layer.moving_mean) for layer in batchnorms]
-    for layer, old, new in zip(batchnorms, before, after):
-        if layer in frozen_bn:
-            np.testing.assert_array_equal(old, new)  # a frozen batch norm runs in inference mode
-        else:
-            assert not np.allclose(old, new)  # a trainable one updates its statistics
-    set_backbone_trainable(model, True)
-    assert all(layer.trainable for layer in model.layers)
-    assert len(training_outputs) == 2
-
-
-def test_keras_weights_load_by_name_and_shape(tmp_path, small_run):
-    _, _, cfg = small_run
-    source = build_from_cfg(cfg, num_classes=3)
-    source.save(tmp_path / "source.keras")
-    target = build_from_cfg(cfg, num_classes=5)
-    report = load_initial_weights(target, tmp_path / "source.keras")
-    source_layers = {layer.name: layer for layer in source.layers}
-    assert report["copied_layers"] and report["skipped_layers"]
-    for name in report["copied_layers"]:
-        for mine, theirs in zip(target.get_layer(name).get_weights(), source_layers[name].get_weights()):
-            np.testing.assert_array_equal(mine, theirs)
-    # The head convolutions (3 vs 5 classes) have other shapes and keep their own initialisation.
-    for name in report["skipped_layers"]:
-        assert target.get_layer(name).weights[0].shape != source_layers[name].weights[0].shape
-
-
-def test_batchnorm_momentum_override(small_run):
-    _, _, cfg = small_run
-    model = build_from_cfg(cfg, num_classes=5)
-    count = set_batchnorm_momentum(model, 0.9)
-    assert count == sum("BatchNormalization" in type(layer).__name__ for layer in model.layers) > 0
-    assert {layer.momentum for layer in model.layers if hasattr(layer, "momentum")} == {0.9}
-
+from .conftest import narrow_tiny_cfg, shapes_dataset
 
 # ---------------------------------------------------------------------------------------------------------------
 # Training runs (slow: each traces the YOLO graph)
@@ -208,7 +75,7 @@ def test_two_stages_checkpoints_and_resume(small_run):
     assert resumed_recorder.epochs_begun == [2]
     np.testing.assert_allclose(resumed_recorder.snapshots["start"]["conv_0"][0], stage2["conv_0"][0])
     assert resumed.epochs_completed == 3
-    assert read_training_log(out_dir / LOG_FILE)["epoch"] == [0.0, 1.0, 2.0]
+    assert read_csv_history(out_dir / LOG_FILE)["epoch"] == [0.0, 1.0, 2.0]
     assert json.loads((out_dir / STATE_FILE).read_text())["epochs_completed"] == 3
 
 
@@ -235,7 +102,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     out_dir = folder / "nan"
     settings = TrainingSettings(data=data_yaml, model=str(cfg), input_size=64, epochs=3, batch_size=2,
                                 out_dir=out_dir, augment=False, verbose=0)
-    with pytest.raises(TrainingDivergedError) as caught:
+    with pytest.raises(TrainingDivergedError, match="loss became nan at epoch 2, batch 2") as caught:
         train_detector(settings, callbacks=[PoisonWeights(epoch=1)], log=lambda message: None)
     message = str(caught.value)
     assert "loss became nan at epoch 2, batch 2" in message
@@ -243,7 +110,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert json.loads((out_dir / STATE_FILE).read_text())["epochs_completed"] == 1
     model = keras.saving.load_model(out_dir / LAST_MODEL, safe_mode=True)
     assert all(np.all(np.isfinite(weight)) for weight in model.get_weights())
-    assert len(read_training_log(out_dir / LOG_FILE)["epoch"]) >= 1
+    assert len(read_csv_history(out_dir / LOG_FILE)["epoch"]) >= 1
 
 
 DISTRIBUTED_SCRIPT = textwrap.dedent("""
@@ -342,7 +209,8 @@ def test_multi_scale_training_feeds_every_size_through_fit(small_run, monkeypatc
 def test_overfit_reaches_map50(tmp_path):
     """The strongest test of the port: targets, loss, decoding and NMS must all be right to reach mAP50 >= 0.9."""
     from defi1.detection.evaluation import evaluate_model
-    from defi1.yolo.anchors import dataset_box_sizes, kmeans_anchors
+    from defi1.detection.anchors import dataset_box_sizes
+    from defi1.yolo.anchors import kmeans_anchors
 
     data_yaml = shapes_dataset(tmp_path / "shapes", num_images=8, image_size=128)
     anchors, _ = kmeans_anchors(dataset_box_sizes(data_yaml, input_size=128), 6, seed=0)

@@ -146,8 +146,8 @@ def test_capture_thread_drop_mode_hands_newest_frame():
     capture.stop()
     assert capture.captured == 20
     assert len(taken) + capture.dropped == 20
-    assert capture.dropped >= 10
-    assert taken == sorted(taken) and taken[-1] == 19  # always forward, and the last frame is seen
+    # How many are dropped depends on the machine's timing: benchmarks/bench_frame_dropping.py measures it.
+    assert taken == sorted(set(taken)) and taken[-1] == 19  # always forward, and the last frame is seen
 
 
 def test_capture_thread_every_mode_keeps_all_frames():

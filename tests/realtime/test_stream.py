@@ -34,17 +34,20 @@ def test_every_frame_mode_processes_every_frame_in_order(small_video):
 def test_pipeline_and_single_thread_give_the_same_detections(small_video):
     _, pipelined = collect_scores(small_video, pipeline=True)
     _, sequential = collect_scores(small_video, pipeline=False)
+    assert list(pipelined) == list(range(30))  # every frame detected, not two empty runs
     assert pipelined == sequential
 
 
 def test_realtime_mode_on_a_file_drops_stale_frames(small_video):
-    # The file plays at 30 fps (1 s); a 100 ms detector can only take about one frame in three.
-    stats = run_stream(str(small_video), BrightestPixelDetector(delay_s=0.1), mode="drop", draw=draw_box)
-    assert stats.frames_captured == 30
+    # The file plays at 30 fps (1 s); a 100 ms detector can only take about one frame in three. How many it takes
+    # and how far it lags depend on the machine: benchmarks/bench_frame_dropping.py measures them.
+    processed = []
+    stats = run_stream(str(small_video), BrightestPixelDetector(delay_s=0.1), mode="drop", draw=draw_box,
+                       on_frame=lambda image, detection, info: processed.append(info["index"]))
+    assert stats.mode == "drop" and stats.frames_captured == 30
     assert stats.frames_processed + stats.frames_dropped == 30
-    assert 5 <= stats.frames_processed <= 16
-    # Latency stays bounded (a few model periods), it does not grow with the backlog.
-    assert max(stats.latency_ms) < 600
+    assert processed == sorted(set(processed)) and processed[-1] == 29  # forward only; the newest frame is seen
+    assert len(stats.latency_ms) == stats.frames_processed == len(processed)
 
 
 def test_max_frames_and_stop_by_callback(small_video):
@@ -60,8 +63,8 @@ def test_keyboard_interrupt_keeps_the_recording(small_video, tmp_path):
 
     def interrupt_at_fifth_frame(image, detection, info):
         if info["processed"] == 4:
-            raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt):
+            raise KeyboardInterrupt("Ctrl-C at the fifth frame")
+    with pytest.raises(KeyboardInterrupt, match="Ctrl-C at the fifth frame"):
         run_stream(str(small_video), BrightestPixelDetector(), sinks=[VideoFileSink(output, fps=30)],
                    on_frame=interrupt_at_fifth_frame, draw=draw_box)
     assert video_properties(output)["frames"] == 5  # the frames written before Ctrl-C are all there
@@ -136,8 +139,9 @@ def test_raw_head_engine_in_the_stream_matches_the_compiled_decoding(small_video
         results[name] = []
         run_stream(str(small_video), detector, forward=forward, max_frames=4,
                    on_frame=lambda image, detection, info, found=results[name]: found.append(detection))
+    assert len(results["raw"]) == len(results["compiled"]) == 4
     assert sum(len(detection) for detection in results["compiled"]) > 0
-    for found, expected in zip(results["raw"], results["compiled"]):
+    for found, expected in zip(results["raw"], results["compiled"], strict=True):
         np.testing.assert_allclose(found.boxes, expected.boxes, atol=1e-3)
         np.testing.assert_allclose(found.scores, expected.scores, atol=1e-5)
         np.testing.assert_array_equal(found.class_ids, expected.class_ids)
@@ -154,6 +158,10 @@ def test_latency_percentiles_and_stats():
                        "latency_ms_p99": pytest.approx(99.01)}
     stats = StreamStats(frames_processed=11, elapsed_s=0.5, model_ms=[100.0, 20.0, 30.0])
     assert stats.fps_end_to_end == 20.0 and stats.fps_model == 40.0  # first (compiling) call left out
+    stats = StreamStats(source="clip.mp4", mode="every", frames_processed=11, frames_dropped=2, elapsed_s=0.5,
+                        latency_ms=[500.0] + [40.0] * 10, model_ms=[100.0, 20.0, 30.0], end_reason="end of file")
+    assert stats.describe() == ("11 frames from clip.mp4 (every mode): 20.0 FPS end to end, model 40.0 FPS, latency "
+                                "median 40 ms (p90 40, p99 40), dropped 2, reconnects 0; ended: end of file")
 
 
 def test_draw_overlay_darkens_band_and_writes_text():

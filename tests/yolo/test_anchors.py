@@ -1,4 +1,4 @@
-"""Anchors: darknet's defaults, k-means under 1 - IoU on known clusters, dataset box sizes at the letterbox scale."""
+"""Anchors: darknet's defaults, k-means under 1 - IoU on known clusters."""
 
 import re
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from defi1.boxes import wh_iou
-from defi1.yolo.anchors import (YOLOV3_ANCHORS, YOLOV3_MASKS, YOLOV3_TINY_ANCHORS, YOLOV3_TINY_MASKS,
-                                dataset_box_sizes, format_anchors, kmeans_anchors)
+from defi1.yolo.anchors import (YOLOV3_ANCHORS, YOLOV3_MASKS, YOLOV3_TINY_ANCHORS, YOLOV3_TINY_MASKS, format_anchors,
+                                kmeans_anchors)
 
 
 def cfg_yolo_sections(path):
@@ -77,23 +77,3 @@ def test_kmeans_rejects_bad_input():
         kmeans_anchors(np.zeros((4, 3)), 2)
     with pytest.raises(ValueError, match="at least k=3 boxes of positive size, got 2"):
         kmeans_anchors([[10, 10], [0, 5], [20, 20]], 3)
-
-
-def test_dataset_box_sizes_follow_the_letterbox_scale(tmp_path):
-    from PIL import Image
-
-    from defi1.detection.labels import write_dataset_yaml
-
-    for split, (width, height) in (("train", (200, 100)), ("val", (100, 400))):
-        (tmp_path / "images" / split).mkdir(parents=True)
-        (tmp_path / "labels" / split).mkdir(parents=True)
-        Image.new("RGB", (width, height)).save(tmp_path / "images" / split / "a.png")
-        (tmp_path / "labels" / split / "a.txt").write_text("0 0.5 0.5 0.5 0.25\n1 0.2 0.2 0.1 0.1\n")
-    Image.new("RGB", (50, 50)).save(tmp_path / "images" / "train" / "background.png")
-    yaml_path = write_dataset_yaml(tmp_path / "data.yaml", names=["a", "b"])
-    # train image 200x100 at 416: scale 2.08; box 0.5x0.25 -> 100x25 px -> 208x52.
-    np.testing.assert_allclose(dataset_box_sizes(yaml_path, input_size=416, split="train"),
-                               [[208, 52], [41.6, 20.8]])
-    # val image 100x400 at 416: scale 1.04; box 0.5x0.25 -> 50x100 px -> 52x104.
-    np.testing.assert_allclose(dataset_box_sizes(yaml_path, input_size=416, split="all"),
-                               [[208, 52], [41.6, 20.8], [52, 104], [10.4, 41.6]])

@@ -3,7 +3,7 @@
 import pytest
 
 from defi1.errors import ConfigError
-from defi1.yolo.cfg import check_supported, format_cfg, parse_cfg
+from defi1.yolo.cfg import NET_KEYS_IGNORED, check_supported, format_cfg, parse_cfg
 
 SMALL_CFG = """# a comment
 [net]
@@ -72,7 +72,13 @@ def test_missing_file_is_file_not_found(tmp_path):
 
 
 def test_check_supported_accepts_training_keys():
-    check_supported(parse_cfg(SMALL_CFG))
+    sections = parse_cfg(SMALL_CFG)
+    assert sections[0].options["learning_rate"] == "0.001" and "learning_rate" in NET_KEYS_IGNORED
+    assert check_supported(sections) is None  # accepted: no ConfigError
+    assert sections[0].options["learning_rate"] == "0.001"  # and kept, for writing the cfg back
+    # Every [net] key of darknet's own training loop is accepted the same way.
+    every_key = "[net]\n" + "".join(f"{key}=1\n" for key in sorted(NET_KEYS_IGNORED)) + "\n[route]\nlayers=-1\n"
+    assert check_supported(parse_cfg(every_key)) is None
 
 
 def test_unsupported_section_names_section_and_line():

@@ -2,7 +2,8 @@
 
 OpenCV (``cv2.dnn.readNetFromDarknet``) is the reference implementation: the same cfg and seeded random weights
 (written in darknet's format) are run by both, and the convolutions feeding the ``[yolo]`` layers are compared
-(OpenCV's own ``yolo`` layer output is already decoded).
+(OpenCV's own ``yolo`` layer output is already decoded). The small cfg is the tests' ``tiny_cfg`` (conftest.py): it
+uses every supported section.
 """
 
 import keras
@@ -11,138 +12,11 @@ import pytest
 
 import defi1  # noqa: F401
 from defi1.errors import WeightsError
+from defi1.files import read_names_file
 from defi1.yolo.darknet import (convolution_weights, encode_header, load_darknet, load_darknet_weights, read_header,
-                                read_names, save_darknet, write_random_darknet_weights)
+                                save_darknet, write_random_darknet_weights)
 from defi1.yolo.layers import yolo_heads
 from defi1.yolo.model import build_from_cfg, build_yolov3_tiny, prepare_sections
-
-
-#: A small cfg using every supported section: stride-2 convolutions, a residual shortcut, max pools of darknet's
-#: geometry (2/2, SPP 5 and 9 at stride 1, tiny's 2/1), routes with relative and absolute indices, upsampling.
-MINI_CFG = """[net]
-width=64
-height=64
-channels=3
-batch=1
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=2
-pad=1
-activation=leaky
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=1
-stride=1
-pad=1
-activation=leaky
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[shortcut]
-from=-3
-activation=linear
-
-[convolutional]
-batch_normalize=1
-filters=32
-size=3
-stride=2
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=1
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=5
-stride=1
-
-[route]
-layers=-2
-
-[maxpool]
-size=9
-stride=1
-
-[route]
-layers=-1,-3,-4
-
-[maxpool]
-size=2
-stride=1
-
-[convolutional]
-size=1
-stride=1
-pad=1
-filters=21
-activation=linear
-
-[yolo]
-mask=3,4,5
-anchors=10,14, 23,27, 37,58, 81,82, 135,169, 344,319
-classes=2
-num=6
-ignore_thresh=.7
-
-[route]
-layers=-4
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=1
-stride=1
-pad=1
-activation=leaky
-
-[upsample]
-stride=2
-
-[route]
-layers=-1, 5
-
-[convolutional]
-size=3
-stride=1
-pad=1
-filters=21
-activation=linear
-
-[yolo]
-mask=0,1,2
-anchors=10,14, 23,27, 37,58, 81,82, 135,169, 344,319
-classes=2
-num=6
-"""
 
 
 def _opencv_heads(read_net_from_darknet, cfg_path, weights_path, images):
@@ -160,15 +34,6 @@ def _max_differences(read_net_from_darknet, model, cfg_path, weights_path, image
     assert [output.shape for output in ours] == [output.shape for output in reference]
     assert all(np.abs(output).max() > 0.1 for output in reference)  # not a trivially small signal
     return [float(np.abs(a - b).max()) for a, b in zip(ours, reference)]
-
-
-@pytest.fixture
-def mini(tmp_path):
-    cfg_path = tmp_path / "mini.cfg"
-    cfg_path.write_text(MINI_CFG)
-    weights_path = write_random_darknet_weights(cfg_path, tmp_path / "mini.weights", seed=3,
-                                                header={"major": 0, "minor": 2, "revision": 5, "seen": 123456789})
-    return cfg_path, weights_path
 
 
 def test_header_formats():
@@ -193,9 +58,9 @@ def test_reference_file_sizes(darknet_dir):
 
 
 @pytest.mark.backend_agnostic
-def test_mini_cfg_matches_opencv(read_net_from_darknet, mini, rng):
+def test_mini_cfg_matches_opencv(read_net_from_darknet, tiny_darknet, rng):
     """Under TensorFlow and JAX alike (CI reruns it with KERAS_BACKEND=jax)."""
-    cfg_path, weights_path = mini
+    cfg_path, weights_path, _ = tiny_darknet
     model = load_darknet(cfg_path, weights_path)
     images = rng.random((2, 64, 96, 3), dtype=np.float32)
     assert max(_max_differences(read_net_from_darknet, model, cfg_path, weights_path, images)) < 1e-4
@@ -244,8 +109,8 @@ def test_opencv_batchnorm_uses_variance_plus_epsilon(read_net_from_darknet, tmp_
     assert abs(ours[0] - opencv[0]) > 100  # 499.5 vs 353.6 at variance 1e-6
 
 
-def test_truncated_file_is_an_error(mini, tmp_path):
-    cfg_path, weights_path = mini
+def test_truncated_file_is_an_error(tiny_darknet, tmp_path):
+    cfg_path, weights_path, _ = tiny_darknet
     data = weights_path.read_bytes()
     short = tmp_path / "short.weights"
     short.write_bytes(data[:-4])
@@ -259,8 +124,8 @@ def test_truncated_file_is_an_error(mini, tmp_path):
         load_darknet(cfg_path, ragged)
 
 
-def test_oversized_file_is_an_error(mini, tmp_path):
-    cfg_path, weights_path = mini
+def test_oversized_file_is_an_error(tiny_darknet, tmp_path):
+    cfg_path, weights_path, _ = tiny_darknet
     data = weights_path.read_bytes()
     long = tmp_path / "long.weights"
     long.write_bytes(data + b"\0" * 8)
@@ -269,16 +134,17 @@ def test_oversized_file_is_an_error(mini, tmp_path):
         load_darknet(cfg_path, long)
 
 
-def test_cfg_weights_mismatch_is_an_error(mini, darknet_dir):
-    _, weights_path = mini
+def test_cfg_weights_mismatch_is_an_error(tiny_darknet, darknet_dir):
+    _, weights_path, _ = tiny_darknet
     with pytest.raises(WeightsError, match=r"expected 35434956 bytes .* for the 13 convolution layers"):
         load_darknet(darknet_dir / "cfg" / "yolov3-tiny.cfg", weights_path)
     with pytest.raises(FileNotFoundError, match="nothing.weights"):
         load_darknet(darknet_dir / "cfg" / "yolov3-tiny.cfg", weights_path.parent / "nothing.weights")
 
 
-def test_export_round_trip_is_byte_identical_and_runs_in_opencv(read_net_from_darknet, mini, tmp_path, rng):
-    cfg_path, weights_path = mini
+def test_export_round_trip_is_byte_identical_and_runs_in_opencv(read_net_from_darknet, tiny_darknet, tiny_cfg, tmp_path,
+                                                                 rng):
+    cfg_path, weights_path, _ = tiny_darknet
     model = load_darknet(cfg_path, weights_path)
     path = tmp_path / "mini.keras"
     model.save(path)
@@ -286,7 +152,7 @@ def test_export_round_trip_is_byte_identical_and_runs_in_opencv(read_net_from_da
     exported_weights, exported_cfg = save_darknet(loaded, tmp_path / "out" / "exported.weights")
     assert exported_cfg == tmp_path / "out" / "exported.cfg"
     assert exported_weights.read_bytes() == weights_path.read_bytes()
-    assert exported_cfg.read_text() == MINI_CFG
+    assert exported_cfg.read_text() == tiny_cfg
     images = rng.random((1, 64, 64, 3), dtype=np.float32)
     assert max(_max_differences(read_net_from_darknet, loaded, exported_cfg, exported_weights, images)) < 1e-4
 
@@ -343,10 +209,10 @@ def test_backbone_only_file(darknet_dir, tmp_path):
         load_darknet_weights(model, ragged, backbone_only=True)
 
 
-def test_names_file(tmp_path, darknet_dir, mini):
-    names = read_names(darknet_dir / "coco.names")
+def test_names_file(tmp_path, darknet_dir, tiny_darknet):
+    names = read_names_file(darknet_dir / "coco.names")
     assert len(names) == 80 and names[0] == "person" and names[-1] == "toothbrush"
-    cfg_path, weights_path = mini
+    cfg_path, weights_path, _ = tiny_darknet
     (tmp_path / "three.names").write_text("a\nb\nc\n")
     with pytest.raises(WeightsError, match=r"3 class names given, but .*mini.cfg has classes=2"):
         load_darknet(cfg_path, weights_path, class_names=tmp_path / "three.names")

@@ -9,7 +9,8 @@ import pytest
 from defi1.boxes import letterbox_geometry
 from defi1.yolo.anchors import YOLOV3_ANCHORS, YOLOV3_MASKS
 from defi1.yolo.decode import decode_heads, decode_heads_numpy, postprocess
-from defi1.yolo.targets import HeadSpec, encode_targets
+from defi1.yolo.heads import HeadSpec
+from defi1.yolo.targets import encode_targets
 
 pytestmark = pytest.mark.backend_agnostic
 

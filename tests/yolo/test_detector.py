@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from defi1.yolo.decode import Detection, decode_heads, postprocess
-from defi1.yolo.detector import (Detector, as_rgb_uint8, class_color, draw_detections, format_detections_txt,
-                                 save_detections_txt)
+from defi1.images import as_rgb_uint8
+from defi1.yolo.detector import Detector, format_detections_txt, save_detections_txt
+from defi1.yolo.drawing import class_color, draw_detections
 from defi1.yolo.layers import YoloHead
 
 
@@ -79,7 +80,7 @@ def test_bad_input_raises_clear_errors():
 
 def test_detector_matches_the_step_by_step_pipeline(tiny_model, rng):
     from defi1.boxes import letterbox_image
-    from defi1.yolo.targets import head_specs
+    from defi1.yolo.heads import head_specs
 
     images = [rng.integers(0, 255, (48, 100, 3), dtype=np.uint8), rng.integers(0, 255, (90, 30, 3), dtype=np.uint8)]
     # A random network scores about 0.25 everywhere: the threshold 0.2 keeps many boxes for NMS to sort out.
@@ -184,7 +185,8 @@ def test_targets_loss_and_detector_agree_after_training():
     """Targets -> loss -> training -> Detector: a small network fitted on white squares finds them again."""
     from defi1.boxes import box_iou
     from defi1.yolo.loss import yolo_losses
-    from defi1.yolo.targets import encode_targets, head_specs
+    from defi1.yolo.heads import head_specs
+    from defi1.yolo.targets import encode_targets
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)

@@ -9,7 +9,7 @@ from defi1.yolo.decode import decode_heads
 from defi1.yolo.inference import compile_forward, fold_batchnorm, network_stride, select_candidates
 from defi1.yolo.layers import DarknetBatchNormalization, yolo_heads
 from defi1.yolo.model import build_yolov3_tiny
-from defi1.yolo.targets import head_specs
+from defi1.yolo.heads import head_specs
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ import pytest
 
 from defi1.yolo.layers import YoloHead
 from defi1.yolo.loss import YoloLoss, yolo_losses
-from defi1.yolo.targets import HeadSpec, encode_targets
+from defi1.yolo.heads import HeadSpec
+from defi1.yolo.targets import encode_targets
 
 
 def sigmoid(value):

@@ -17,34 +17,6 @@ from defi1.yolo.model import (backbone_layer_names, build_from_cfg, build_yolov3
 
 CLASS_NAMES = ["circle", "square", "triangle"]
 
-CONV_CFG = """[net]
-width=32
-height=32
-channels=3
-
-[convolutional]
-batch_normalize=1
-filters=2
-size=3
-stride=2
-pad=1
-activation=leaky
-
-[convolutional]
-size=1
-stride=1
-pad=1
-filters=18
-activation=linear
-
-[yolo]
-mask=0,1,2
-anchors=10,13, 16,30, 33,23
-classes=1
-num=3
-"""
-
-
 def _darknet_convolution(image, kernel, stride, padding):
     """Darknet's convolution on one HWC image: ``padding`` zeros on every side, kernel (out, in, k, k)."""
     padded = np.pad(image, ((padding, padding), (padding, padding), (0, 0)))
@@ -60,11 +32,11 @@ def _darknet_convolution(image, kernel, stride, padding):
 
 
 @pytest.mark.backend_agnostic
-def test_convolution_batchnorm_leaky_match_darknet_formulas(rng):
-    model = build_from_cfg(CONV_CFG)
-    kernel = rng.normal(size=(2, 3, 3, 3))  # darknet order (out, in, h, w)
-    gamma, beta = np.array([1.5, 0.5]), np.array([0.1, -0.2])
-    mean, variance = np.array([0.2, -0.1]), np.array([0.8, 1e-4])
+def test_convolution_batchnorm_leaky_match_darknet_formulas(tiny_cfg, rng):
+    model = build_from_cfg(tiny_cfg)  # layer 0: 8 filters 3 x 3, stride 2, pad 1, batch norm, leaky
+    kernel = rng.normal(size=(8, 3, 3, 3))  # darknet order (out, in, h, w)
+    gamma, beta = np.resize([1.5, 0.5], 8), np.resize([0.1, -0.2], 8)
+    mean, variance = np.resize([0.2, -0.1], 8), np.resize([0.8, 1e-4], 8)
     model.get_layer("conv_0").kernel.assign(kernel.transpose(2, 3, 1, 0))
     batchnorm = model.get_layer("batchnorm_0")
     for variable, value in ((batchnorm.gamma, gamma), (batchnorm.beta, beta), (batchnorm.moving_mean, mean),
@@ -77,7 +49,7 @@ def test_convolution_batchnorm_leaky_match_darknet_formulas(rng):
     convolved = _darknet_convolution(image, kernel, stride=2, padding=1)
     normalised = gamma * (convolved - mean) / (np.sqrt(variance) + 1e-6) + beta
     expected = np.where(normalised > 0, normalised, 0.1 * normalised)
-    assert output.shape == (4, 4, 2)
+    assert output.shape == (4, 4, 8)
     np.testing.assert_allclose(output, expected, rtol=1e-4, atol=1e-4)
     # Keras' "same" padding for a stride-2 convolution pads bottom/right instead: a different result.
     shifted = _darknet_convolution(np.pad(image, ((0, 1), (0, 1), (0, 0)))[1:, 1:], kernel, stride=2, padding=1)
@@ -203,11 +175,11 @@ def test_saved_model_loads_in_safe_mode_with_metadata(tmp_path, rng):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(output), reference, rtol=1e-6, atol=1e-6)
 
 
-def test_input_side_not_multiple_of_32_is_an_error():
+def test_input_side_not_multiple_of_32_is_an_error(tiny_cfg):
     with pytest.raises(ValueError, match="multiple of 32"):
         build_yolov3_tiny(num_classes=3, input_size=100)
-    with pytest.raises(ValueError, match=r"input size 33x33 is not a multiple of the network's largest stride 2"):
-        build_from_cfg(CONV_CFG.replace("=32", "=33"))
+    with pytest.raises(ValueError, match=r"input size 65x65 is not a multiple of the network's largest stride 16"):
+        build_from_cfg(tiny_cfg.replace("width=64\nheight=64", "width=65\nheight=65"))
     with pytest.raises(ValueError, match=r"input side 100x64 is not a multiple of 32"):
         check_input_shape((1, 100, 64, 3))
     with pytest.raises(ValueError, match=r"expected a batch of RGB images"):
@@ -215,14 +187,14 @@ def test_input_side_not_multiple_of_32_is_an_error():
 
 
 @pytest.mark.parametrize("edit, message", [
-    (("filters=18", "filters=20"), r"line 18: \[convolutional\] \(layer 1\) feeding the \[yolo\] at line 21 has "
-                                   r"filters=20; expected len\(mask\) \* \(5 \+ classes\) = 3 \* \(5 \+ 1\) = 18"),
-    (("[yolo]", "[route]\nlayers=5\n\n[yolo]"), r"layers=5 refers to layer 5, expected an earlier layer"),
-    (("[yolo]", "[local]\nfilters=2\n\n[yolo]"), r"line 21: unsupported section \[local\]"),
+    (("filters=21", "filters=20", 1), r"line 85: \[convolutional\] \(layer 13\) feeding the \[yolo\] at line 88 "
+                                      r"has filters=20; expected len\(mask\) \* \(5 \+ classes\) = 3 \* \(5 \+ 2\) = 21"),
+    (("[yolo]", "[route]\nlayers=50\n\n[yolo]", 1), r"layers=50 refers to layer 50, expected an earlier layer"),
+    (("[yolo]", "[local]\nfilters=2\n\n[yolo]", 1), r"line 88: unsupported section \[local\]"),
 ])
-def test_inconsistent_cfg_names_line(edit, message):
+def test_inconsistent_cfg_names_line(tiny_cfg, edit, message):
     with pytest.raises(ConfigError, match=message):
-        build_from_cfg(CONV_CFG.replace(*edit))
+        build_from_cfg(tiny_cfg.replace(*edit))
 
 
 @pytest.mark.backend_agnostic

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from defi1.yolo.anchors import YOLOV3_ANCHORS, YOLOV3_MASKS, YOLOV3_TINY_ANCHORS, YOLOV3_TINY_MASKS
-from defi1.yolo.targets import HeadSpec, encode_targets, head_specs
+from defi1.yolo.anchors import YOLOV3_ANCHORS, YOLOV3_MASKS
+from defi1.yolo.heads import HeadSpec
+from defi1.yolo.targets import encode_targets
 
 pytestmark = pytest.mark.backend_agnostic
 
@@ -146,20 +147,3 @@ def test_bad_input_raises_clear_errors():
         encode_targets([np.array([box_at(4, 4, 4, 4)])], [np.array([0, 1])], input_size=32, heads=[head])
     with pytest.raises(ValueError, match="positive size"):
         HeadSpec(anchors=[[0, 8]], stride=8, num_classes=1)
-
-
-def test_head_specs_read_the_yolo_head_layers():
-    import keras
-
-    from defi1.yolo.layers import YoloHead
-
-    inputs = keras.Input((None, None, 3))
-    outputs = []
-    for index, (mask, stride) in enumerate(zip(YOLOV3_TINY_MASKS, (32, 16))):
-        features = keras.layers.Conv2D(3 * 7, 1, strides=stride)(inputs)
-        outputs.append(YoloHead(anchors=YOLOV3_TINY_ANCHORS[mask].tolist(), num_classes=2, stride=stride,
-                                head_index=index, ignore_threshold=0.7, class_names=["a", "b"])(features))
-    specs = head_specs(keras.Model(inputs, outputs))
-    assert [spec.stride for spec in specs] == [32, 16]
-    np.testing.assert_allclose(specs[1].anchors, [[10, 14], [23, 27], [37, 58]])
-    assert specs[0].ignore_threshold == 0.7 and specs[0].class_names == ("a", "b") and specs[0].num_classes == 2

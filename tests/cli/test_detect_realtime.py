@@ -1,4 +1,4 @@
-"""Tests of the command line: ``defi1 detect stream``, ``defi1 detect export`` and ``defi1 bench``."""
+"""Tests of the command line: ``defi1 detect stream`` and ``defi1 detect export`` (defi1.cli.detect_realtime)."""
 
 import json
 
@@ -7,7 +7,7 @@ import pytest
 from defi1.cli import main
 from defi1.realtime.video import video_properties
 
-from .conftest import requires_onnx_export
+from ..conftest import requires_onnx_export
 
 
 def test_detect_stream_saves_video_and_figures(mini_model_path, small_video, tmp_path, capsys):
@@ -51,14 +51,3 @@ def test_detect_export_onnx_checks_agreement(mini_model_path, tmp_path, capsys):
     printed = capsys.readouterr().out.splitlines()
     check = json.loads(printed[-1])
     assert check["max_abs_difference"] < 1e-4 and check["check_input_size"] == 64 and out.is_file()
-
-
-@requires_onnx_export
-@pytest.mark.smoke
-def test_smoke_bench_cli_onnxruntime(mini_model_path, tmp_path, capsys):
-    figures = tmp_path / "bench.json"
-    assert main(["bench", "--model", str(mini_model_path), "--engine", "onnxruntime", "--input-size", "64",
-                 "--frames", "4", "--warmup", "1", "--json", str(figures)]) == 0
-    result = json.loads(figures.read_text())
-    assert result["engine"] == "onnxruntime" and result["end_to_end"]["frames_processed"] == 5
-    assert "end to end" in capsys.readouterr().out

@@ -1,0 +1,171 @@
+"""Every setting of a detection training run (:class:`TrainingSettings`), with its default and its checks.
+
+:data:`FROM_SCRATCH_RECIPE` is the set of settings that makes a short run from random weights learn fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from defi1.detection.augment import AugmentationSettings
+from defi1.detection.dataset import MULTI_SCALE_SIZES
+
+BUILT_IN_MODELS = ("yolov3", "yolov3-tiny")
+
+#: TrainingSettings fields that make a short run from random weights learn much faster than YOLOv3's own rules
+#: (tiny-YOLOv3 on 800 shapes images, 12 minutes on 2 CPU cores: test map50 0.80 against 0.44; benchmarks/RESULTS.md).
+#: ``dataclasses.replace(settings, **FROM_SCRATCH_RECIPE)`` or ``TrainingSettings(..., **FROM_SCRATCH_RECIPE)``.
+FROM_SCRATCH_RECIPE = {"assign_threshold": 0.213, "learning_rate_schedule": "cosine", "warmup_epochs": 1.0,
+                       "ema_momentum": 0.99, "batchnorm_momentum": 0.95}
+
+
+@dataclass
+class TrainingSettings:
+    """Every setting of :func:`defi1.detection.training.train_detector`, with its default.
+
+    Attributes:
+        data: the dataset YAML (``train`` and ``val`` image folders, ``names``).
+        model: ``"yolov3"``, ``"yolov3-tiny"``, a darknet ``.cfg`` file, or a ``.keras`` model to continue from.
+        weights: initial weights: a darknet ``.weights`` file (COCO weights with another class count load every layer
+            but the head convolutions; backbone-only files such as ``darknet53.conv.74`` load into the backbone), a
+            ``.keras`` model (layers with the same name and shapes are copied), or ``None`` (random initialisation).
+        input_size: square network input side, a multiple of 32.
+        epochs: total number of epochs, both stages together.
+        freeze_epochs: epochs of stage 1 (backbone frozen); ``None``: 10 with pretrained weights, 0 without.
+        batch_size: images per batch (split over the devices with ``distribute``).
+        learning_rate: Adam learning rate of stage 1 (of the only stage when ``freeze_epochs`` is 0).
+        fine_tune_learning_rate: Adam learning rate of stage 2, when a stage 1 exists.
+        out_dir: the run folder (see the module docstring).
+        resume: continue from ``out_dir/last.keras`` at the epoch after the last complete one.
+        mixed_precision: compute in float16 (``mixed_float16`` policy, loss scaling), variables in float32.
+        multi_scale: every batch draws its input side in ``multi_scale_sizes``.
+        multi_scale_sizes: the sides multi-scale training draws from (default 320 to 608 in steps of 32).
+        distribute: data-parallel training on every visible device (MirroredStrategy under TensorFlow,
+            ``keras.distribution.DataParallel`` under JAX).
+        augment: random augmentation of the training images (:mod:`defi1.detection.augment`).
+        augmentation: the augmentation settings (defaults when ``None``).
+        repeat: passes over the training images per epoch (small datasets: fewer checkpoints and validations).
+        anchors: ``None`` (the architecture's COCO anchors), ``"kmeans"`` (k-means on the training boxes), or an
+            ``(A, 2)`` array of ``[width, height]`` pixels; built-in models only.
+        learning_rate_schedule: ``"plateau"``: the stage's rate, multiplied by ``reduce_lr_factor`` after
+            ``reduce_lr_patience`` epochs without improvement; ``"cosine"``: a linear warm-up over ``warmup_epochs``,
+            then a cosine decay to ``final_learning_rate_fraction`` of the rate at the end of the stage (or of
+            ``max_time_s``, whichever comes first: a time-limited run still ends on its low rates).
+        warmup_epochs: length of the cosine schedule's linear warm-up, in epochs (fractions allowed).
+        final_learning_rate_fraction: the cosine schedule's last rate, as a fraction of the stage's rate.
+        ema_momentum: keep an exponential moving average of the weights (Keras ``use_ema``) with this momentum and
+            validate and checkpoint with the averaged weights (``keras.callbacks.SwapEMAWeights``); ``None``: off.
+            Averaging smooths the last steps' noise: short runs gain most (0.99 averages ~100 steps).
+        early_stopping_patience: epochs without validation improvement before a stage ends (``0`` disables).
+        reduce_lr_patience: epochs without improvement before the learning rate is multiplied by
+            ``reduce_lr_factor`` (``0`` disables).
+        max_boxes: ground-truth boxes per image kept for the loss's ignore mask.
+        assign_threshold: anchors whose shape IoU with a box exceeds this are responsible for it besides the best
+            one (darknet's ``[yolo] iou_thresh``; 1.0, YOLOv3's rule: the best anchor only). More positives per box
+            speed up learning from scratch; YOLOv4's cfgs use 0.213.
+        batchnorm_momentum: override the momentum of every batch normalisation's moving statistics (darknet and
+            the builders use 0.99, right for long runs; a run of a few hundred steps needs ~0.9, or the statistics
+            used at inference still lag far behind those the weights were trained with).
+        workers, use_multiprocessing: parallel batch loading (``keras.utils.PyDataset``).
+        seed: seeds weights initialisation, shuffling and augmentation.
+        steps_per_epoch: batches per epoch (default: the whole training split).
+        max_time_s: stop once training has run this many seconds, the current epoch cut short (``None``: no limit).
+        verbose: Keras ``fit`` verbosity (``"auto"``: progress bars).
+        jit_compile: Keras ``compile`` option; ``"auto"`` means XLA on accelerators and no XLA on CPUs (where
+            compiling the YOLO graph costs minutes, once per input size).
+    """
+
+    data: str | Path
+    model: str = "yolov3-tiny"
+    weights: str | Path | None = None
+    input_size: int = 416
+    epochs: int = 50
+    freeze_epochs: int | None = None
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    fine_tune_learning_rate: float = 1e-4
+    out_dir: str | Path = "runs/detect/train"
+    resume: bool = False
+    mixed_precision: bool = False
+    multi_scale: bool = False
+    multi_scale_sizes: tuple = MULTI_SCALE_SIZES
+    distribute: bool = False
+    augment: bool = True
+    augmentation: AugmentationSettings | None = None
+    repeat: int = 1
+    anchors: object = None
+    learning_rate_schedule: str = "plateau"
+    warmup_epochs: float = 0.0
+    final_learning_rate_fraction: float = 0.01
+    ema_momentum: float | None = None
+    early_stopping_patience: int = 10
+    reduce_lr_patience: int = 3
+    reduce_lr_factor: float = 0.1
+    max_boxes: int = 100
+    assign_threshold: float = 1.0
+    batchnorm_momentum: float | None = None
+    workers: int = 1
+    use_multiprocessing: bool = False
+    seed: int = 0
+    steps_per_epoch: int | None = None
+    max_time_s: float | None = None
+    verbose: object = "auto"
+    jit_compile: object = "auto"
+
+    def resolved_freeze_epochs(self) -> int:
+        """``freeze_epochs``, with ``None`` resolved (10 with pretrained weights, 0 without), capped at ``epochs``."""
+        if self.freeze_epochs is None:
+            pretrained = self.weights not in (None, "", "none") or str(self.model).endswith(".keras")
+            return min(10 if pretrained else 0, self.epochs)
+        return min(int(self.freeze_epochs), self.epochs)
+
+    def check(self):
+        """Raise ``ValueError`` on impossible settings."""
+        if self.input_size <= 0 or self.input_size % 32:
+            raise ValueError(f"input_size must be a positive multiple of 32, got {self.input_size}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be at least 1, got {self.epochs} and {self.batch_size}")
+        if self.freeze_epochs is not None and self.freeze_epochs < 0:
+            raise ValueError(f"freeze_epochs must be >= 0, got {self.freeze_epochs}")
+        if self.learning_rate <= 0 or self.fine_tune_learning_rate <= 0:
+            raise ValueError("learning rates must be positive")
+        if self.learning_rate_schedule not in ("plateau", "cosine"):
+            raise ValueError("learning_rate_schedule must be 'plateau' or 'cosine', got "
+                             f"{self.learning_rate_schedule!r}")
+        if self.warmup_epochs < 0 or not 0 <= self.final_learning_rate_fraction <= 1:
+            raise ValueError("warmup_epochs must be >= 0 and final_learning_rate_fraction in [0, 1]")
+        if self.ema_momentum is not None and not 0 < self.ema_momentum < 1:
+            raise ValueError(f"ema_momentum must be in (0, 1) or None, got {self.ema_momentum}")
+        if not 0.0 <= self.assign_threshold <= 1.0:
+            raise ValueError(f"assign_threshold must be in [0, 1] (a shape IoU), got {self.assign_threshold}")
+        if self.max_time_s is not None and self.max_time_s <= 0:
+            raise ValueError(f"the time limit must be positive, got {self.max_time_s} s")
+        sizes = tuple(self.multi_scale_sizes)
+        if not sizes or any(int(side) <= 0 or int(side) % 32 for side in sizes):
+            raise ValueError(f"multi_scale_sizes must be positive multiples of 32, got {sizes}")
+
+    def stages(self) -> list[tuple]:
+        """``[(first_epoch, end_epoch, learning_rate, backbone_frozen, stage_number)]`` of the run: stage 1 with the
+        backbone frozen for :meth:`resolved_freeze_epochs` epochs, then stage 2 (or one stage, nothing frozen)."""
+        freeze = self.resolved_freeze_epochs()
+        if freeze == 0:
+            return [(0, self.epochs, self.learning_rate, False, 1)]
+        stages = [(0, freeze, self.learning_rate, True, 1)]
+        if self.epochs > freeze:
+            stages.append((freeze, self.epochs, self.fine_tune_learning_rate, False, 2))
+        return stages
+
+    def record(self) -> dict:
+        """The settings as JSON-ready values (what ``state.json`` keeps): numbers, strings and ``None`` as they are,
+        paths as text, anything else as its ``repr``."""
+        record = {}
+        for key, value in dataclasses.asdict(self).items():
+            if isinstance(value, (str, int, float, bool)) or value is None:
+                record[key] = value
+            elif isinstance(value, Path):
+                record[key] = str(value)
+            else:
+                record[key] = repr(value)
+        return record

@@ -1,0 +1,34 @@
+"""Tests of defi1.detection.training_settings: the course's stages and the settings refused."""
+
+import pytest
+
+from defi1.detection.training_settings import TrainingSettings
+
+pytestmark = pytest.mark.backend_agnostic
+
+
+def test_stages_follow_the_course():
+    with_weights = TrainingSettings(data="d.yaml", weights="yolov3-tiny.weights", epochs=30)
+    assert with_weights.stages() == [(0, 10, 1e-3, True, 1), (10, 30, 1e-4, False, 2)]
+    from_scratch = TrainingSettings(data="d.yaml", epochs=30)
+    assert from_scratch.stages() == [(0, 30, 1e-3, False, 1)]
+    capped = TrainingSettings(data="d.yaml", epochs=5, freeze_epochs=8, learning_rate=0.01)
+    assert capped.stages() == [(0, 5, 0.01, True, 1)]
+
+
+def test_impossible_settings_are_refused():
+    with pytest.raises(ValueError, match="multiple of 32"):
+        TrainingSettings(data="d.yaml", input_size=100).check()
+    with pytest.raises(ValueError, match="at least 1"):
+        TrainingSettings(data="d.yaml", epochs=0).check()
+
+
+def test_impossible_schedule_settings_are_refused():
+    for wrong, message in ((dict(learning_rate_schedule="step"), "must be 'plateau' or 'cosine', got 'step'"),
+                           (dict(ema_momentum=1.0), r"ema_momentum must be in \(0, 1\) or None, got 1.0"),
+                           (dict(warmup_epochs=-1), "warmup_epochs must be >= 0"),
+                           (dict(multi_scale_sizes=(320, 100)), r"positive multiples of 32, got \(320, 100\)"),
+                           (dict(assign_threshold=-0.1), r"assign_threshold must be in \[0, 1\]"),
+                           (dict(max_time_s=0), "the time limit must be positive, got 0 s")):
+        with pytest.raises(ValueError, match=message):
+            TrainingSettings(data="d.yaml", **wrong).check()

@@ -1,0 +1,100 @@
+"""Tests of defi1.realtime.engines: the Keras and ONNX Runtime engines agree, and load_detector builds a Detector on
+either from a .keras file, a Keras model or darknet files, refusing contradictory requests with a clear message."""
+
+import numpy as np
+import pytest
+
+from defi1.realtime.engines import OnnxRuntimeForward, cached_onnx_path, load_detector, make_forward
+from defi1.realtime.export import keras_outputs
+from defi1.yolo.detector import Detector
+from defi1.yolo.inference import CompiledForward
+
+from ..conftest import requires_onnx_export
+
+
+@requires_onnx_export
+def test_make_forward_engines_agree(mini_model, mini_model_path, onnx_path, tmp_path):
+    batch = np.random.default_rng(3).random((1, 64, 64, 3), dtype=np.float32)
+    expected = keras_outputs(mini_model, batch)
+    keras_forward = make_forward(mini_model_path, "keras")
+    onnx_forward = make_forward(onnx_path, "onnxruntime")
+    cached = make_forward(mini_model_path, "onnxruntime", cache_dir=tmp_path)  # exports to the cache
+    assert keras_forward.engine == "keras" and onnx_forward.engine == "onnxruntime"
+    assert cached.path == cached_onnx_path(mini_model_path, tmp_path) and cached.path.is_file()
+    for forward in (keras_forward, onnx_forward, cached):
+        for reference, found in zip(expected, forward(batch), strict=True):
+            np.testing.assert_allclose(found, reference, atol=1e-4)
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(ValueError, match="unknown engine 'tensorrt'"):
+        make_forward("x.keras", "tensorrt")
+
+
+@requires_onnx_export
+def test_bad_onnx_file(tmp_path):
+    (tmp_path / "broken.onnx").write_bytes(b"not onnx")
+    with pytest.raises(ValueError, match="broken.onnx: ONNX Runtime cannot load"):
+        OnnxRuntimeForward(tmp_path / "broken.onnx")
+
+
+def test_cached_onnx_path_changes_with_the_model_file(mini_model_path, tmp_path):
+    first = cached_onnx_path(mini_model_path, tmp_path)
+    assert first.parent == tmp_path and first.name.startswith("mini-") and first.suffix == ".onnx"
+    assert cached_onnx_path(mini_model_path, tmp_path) == first
+    copy = tmp_path / "copy" / "mini.keras"
+    copy.parent.mkdir()
+    copy.write_bytes(mini_model_path.read_bytes())
+    assert cached_onnx_path(copy, tmp_path) != first  # another file: another cache entry
+
+
+def test_load_detector_from_a_path_or_a_model_on_the_keras_engine(mini_model, mini_model_path, rng):
+    images = [rng.integers(0, 256, (48, 80, 3), dtype=np.uint8) for _ in range(2)]
+    from_path = load_detector(mini_model_path, input_size=64, conf_threshold=0.3, max_detections=7)
+    from_model = load_detector(mini_model, input_size=64, conf_threshold=0.3, max_detections=7)
+    for detector in (from_path, from_model):
+        assert isinstance(detector, Detector) and isinstance(detector.forward, CompiledForward)
+        assert (detector.input_size, detector.conf_threshold, detector.max_detections) == ((64, 64), 0.3, 7)
+        assert detector.class_names == ["cat", "dog"]
+    for first, second in zip(from_path.detect(images), from_model.detect(images), strict=True):
+        np.testing.assert_allclose(first.boxes, second.boxes, atol=1e-4)
+        np.testing.assert_array_equal(first.class_ids, second.class_ids)
+
+
+@requires_onnx_export
+def test_load_detector_on_onnxruntime_detects_what_keras_detects(mini_model_path, rng, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEFI1_CACHE", str(tmp_path / "cache"))
+    images = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(3)]
+    keras_detector = load_detector(mini_model_path, conf_threshold=0.3)
+    onnx_detector = load_detector(mini_model_path, engine="onnxruntime", conf_threshold=0.3)
+    assert isinstance(onnx_detector.forward, OnnxRuntimeForward)
+    expected = keras_detector.detect(images)
+    assert sum(len(detection) for detection in expected) > 0  # something to compare
+    for found, reference in zip(onnx_detector.detect(images), expected, strict=True):
+        np.testing.assert_allclose(found.boxes, reference.boxes, atol=1e-3)
+        np.testing.assert_allclose(found.scores, reference.scores, atol=1e-4)
+        np.testing.assert_array_equal(found.class_ids, reference.class_ids)
+
+
+def test_load_detector_from_darknet_files(tiny_darknet):
+    cfg_path, weights_path, names_path = tiny_darknet
+    detector = load_detector(cfg=cfg_path, weights=weights_path, names=names_path, iou_threshold=0.3)
+    assert detector.class_names == ["cat", "dog"] and detector.iou_threshold == 0.3
+    assert detector.input_size == (64, 64)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"model": "a.keras", "cfg": "a.cfg", "weights": "a.weights"}, "give either --model .* not both"),
+    ({"model": "a.keras", "names": "coco.names"}, "--names goes with --cfg/--weights"),
+    ({"cfg": "a.cfg", "weights": "a.weights", "engine": "onnxruntime"}, "--engine onnxruntime needs --model"),
+    ({"cfg": "a.cfg"}, "no model: give --model MODEL.keras, or --cfg FILE.cfg --weights FILE.weights"),
+    ({"model": "a.keras", "engine": "tensorrt"}, "unknown engine 'tensorrt'"),
+])
+def test_load_detector_refuses_contradictory_requests(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        load_detector(**arguments)
+
+
+def test_load_detector_names_a_missing_model(tmp_path):
+    with pytest.raises(FileNotFoundError, match="none.keras: no such model file"):
+        load_detector(tmp_path / "none.keras")
