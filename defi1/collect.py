@@ -1,55 +1,41 @@
 """Gather students' results for grading: ``defi1 collect SUBMISSION... -o grades.csv``.
 
-A submission is one student's folder or zip file; the student id is the folder name or the zip file's stem. Inside,
-every ``results/<part>.json`` (written by :func:`defi1.results.record_results`, at any depth) is read and validated,
-and every notebook (``*.ipynb``) is checked for being executed top to bottom in one fresh kernel: over its non-empty
-code cells, the saved ``execution_count`` must be exactly ``1, 2, ..., n``.
+A submission is one student's folder or zip file; the student id is the folder name or the zip file's stem, even
+when the project sits one level down (``jack/defi1-main/results/``). Inside, every ``results/<part>.json`` (written
+by :func:`defi1.results.record_results`, at any depth) is read and validated, and every notebook (``*.ipynb``) is
+checked for being executed top to bottom in one fresh kernel: over its non-empty code cells, the saved
+``execution_count`` must be exactly ``1, 2, ..., n``.
 
-A folder that holds neither a ``results`` folder nor notebooks at its top level is taken as a folder OF submissions
-(each sub-folder or zip file is one student). Problems in one submission (missing or malformed results, smoke-mode
-results, notebooks run out of order, a corrupt zip) are recorded for that student and never stop the collection.
+Submissions are untrusted input, read through :class:`defi1.grading.archive.SubmissionFiles` (unsafe zip entries
+refused, sizes bounded, nothing extracted outside a work folder). What is checked, per student:
 
-The grades table has one row per student: the measured figures (Part 1 test accuracy, Part 2 mAP50 and mAP50-95,
-Part 3 FPS and device), the flags, and the course's grading grid (Part 1 40 %, Part 2 20 %, Part 3 optional 20 %,
-report 20 %, code and data 20 %, total out of 120 %) as empty columns for the instructor to fill.
+* each results file: size (a few MB at most), UTF-8 (a byte-order mark is accepted), the schema, metric ranges
+  (an impossible value is flagged and left out of the summary statistics);
+* provenance: a results file of schema version 2 records the SHA-256 of the model file that produced it; the model
+  files of the submission (``.keras``, darknet ``.weights``) are hashed and the one with that hash found, else the
+  row is flagged (model missing, or a file at the recorded path with another hash);
+* optionally (:func:`grade_submissions` with :class:`defi1.grading.rescore.RescoreSettings`), the submitted models
+  are rescored on the instructor's own data, in one isolated process per student.
+
+Problems in one submission are recorded for that student and never stop the collection. The grades table and
+summary are written by :mod:`defi1.grading.table`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from defi1.files import atomic_write_text, ensure_output_dir
-from defi1.results import PARTS, ResultsSchemaError, validate_results
+from defi1.fingerprint import TooLargeError
+from defi1.grading.archive import SubmissionFiles, SubmissionLimits, UnsafeSubmissionError
+from defi1.grading.table import (CSV_COLUMNS, FIGURE_COLUMNS, GRADE_TOTAL_COLUMN, GRADING_GRID,  # noqa: F401
+                                 REQUIRED_PARTS, grade_rows, write_grades_csv, write_summary)
+from defi1.results import PARTS, ResultsSchemaError, metric_range_problems, validate_results
 
-#: The course's grading grid: (column name, weight in percent). Part 3 is optional; the total is out of 120 %.
-GRADING_GRID = (
-    ("grade_part1_classification_40", 40),
-    ("grade_part2_localisation_20", 20),
-    ("grade_part3_realtime_optional_20", 20),
-    ("grade_report_20", 20),
-    ("grade_code_and_data_20", 20),
-)
-GRADE_TOTAL_COLUMN = "grade_total_120"
-#: Parts every submission must contain (Part 3, real time, is optional in the course).
-REQUIRED_PARTS = ("classification", "localisation")
-
-#: Measured figures copied to the grades table: (column, part, metric name or the payload key ``device``).
-FIGURE_COLUMNS = (
-    ("part1_test_accuracy", "classification", "test_accuracy"),
-    ("part2_map50", "localisation", "map50"),
-    ("part2_map50_95", "localisation", "map50_95"),
-    ("part3_fps_end_to_end", "realtime", "fps_end_to_end"),
-    ("part3_fps_model", "realtime", "fps_model"),
-    ("part3_device", "realtime", "device"),
-)
-CSV_COLUMNS = (("student", "source") + tuple(column for column, _, _ in FIGURE_COLUMNS)
-               + ("missing_parts", "smoke_parts", "notebook_issues", "problems")
-               + tuple(column for column, _ in GRADING_GRID) + (GRADE_TOTAL_COLUMN,))
+#: Suffixes of the model files hashed in a submission (only ``.keras`` and darknet files are ever loaded).
+MODEL_SUFFIXES = (".keras", ".weights", ".h5")
 
 
 @dataclass
@@ -66,14 +52,45 @@ class NotebookCheck:
 
 
 @dataclass
+class ModelFile:
+    """A model file found in a submission: ``sha256`` is ``None`` when it could not be hashed (too large)."""
+
+    name: str
+    size: int
+    sha256: str | None
+
+
+@dataclass
 class Submission:
-    """What was found in one student's submission."""
+    """What was found in one student's submission.
+
+    ``results``: part -> validated results payload; ``results_files``: part -> the file it was read from;
+    ``model_files``: name -> :class:`ModelFile`; ``part_models``: part -> the model file that produced its results
+    (found by hash, or the file at the recorded path when its hash differs); ``invalid_figures``: ``(part, metric)``
+    pairs out of range; ``rescored``: figure name -> value measured by the instructor; ``flags``: codes of
+    :data:`defi1.grading.table.FLAGS` recorded with the ``problems``; ``readable``: False when the submission could
+    not be read at all (not a zip, refused as a whole).
+    """
 
     student: str
     source: str
-    results: dict[str, dict] = field(default_factory=dict)  # part -> validated results payload
+    results: dict[str, dict] = field(default_factory=dict)
+    results_files: dict[str, str] = field(default_factory=dict)
     notebooks: list[NotebookCheck] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    model_files: dict[str, ModelFile] = field(default_factory=dict)
+    part_models: dict[str, str] = field(default_factory=dict)
+    invalid_figures: set = field(default_factory=set)
+    rescored: dict[str, float] = field(default_factory=dict)
+    rescore_device: str | None = None
+    readable: bool = True
+
+    def note(self, flag: str, message: str) -> None:
+        """Record a problem and its flag code."""
+        self.problems.append(message)
+        if flag not in self.flags:
+            self.flags.append(flag)
 
     @property
     def missing_parts(self) -> list[str]:
@@ -87,13 +104,23 @@ class Submission:
     def notebook_issues(self) -> list[str]:
         return [f"{check.path}: {problem}" for check in self.notebooks for problem in check.problems]
 
-    def figure(self, part: str, name: str):
-        """A metric (or ``device``) of one part, or ``None`` when absent."""
+    @property
+    def all_flags(self) -> list[str]:
+        """The recorded flags and those the columns imply (missing part, smoke, notebook order)."""
+        derived = [flag for flag, present in (("missing_part", self.missing_parts), ("smoke", self.smoke_parts),
+                                              ("notebook_order", self.notebook_issues)) if present]
+        return self.flags + [flag for flag in derived if flag not in self.flags]
+
+    def figure(self, part: str, name: str, *, valid_only: bool = False):
+        """A metric (or ``device``) of one part as reported, or ``None`` when absent (or out of range, with
+        ``valid_only``)."""
         payload = self.results.get(part)
         if payload is None:
             return None
         if name == "device":
             return payload.get("device")
+        if valid_only and (part, name) in self.invalid_figures:
+            return None
         return payload["metrics"].get(name)
 
 
@@ -141,33 +168,46 @@ def _list_numbers(numbers, limit=8) -> str:
     return shown + (", ..." if len(numbers) > limit else "")
 
 
-# ------------------------------------------------------------------------------------------ reading submissions
+# ------------------------------------------------------------------------------------------ finding submissions
 
 
-def find_submissions(paths) -> list[Path]:
+def find_submissions(paths, *, exclude=()) -> list[Path]:
     """Expand the command-line paths into one path per student (a folder or a ``.zip`` file).
 
     A zip file is one submission. A folder with a ``results`` folder or ``.ipynb`` files at its top level is one
-    submission; any other folder is a folder of submissions (its sub-folders and zip files, sorted by name).
-    Raises ``FileNotFoundError`` for a path that does not exist.
+    submission, and so is a folder whose only sub-folder is such a project (``jack/defi1-main/``, as GitHub's
+    download unpacks): it is filed under the outer folder's name. Any other folder is a folder of submissions: each
+    sub-folder and zip file, sorted by name, is one student, whatever depth its results sit at. (So a class folder
+    holding a single student's project folder is read as that one student's wrapper: pass the student's folder
+    itself, or several.) Folders in ``exclude`` (the grading's own outputs) are never submissions. Raises
+    ``FileNotFoundError`` for a path that does not exist.
     """
+    excluded = {Path(path).resolve() for path in exclude}
     found = []
     for path in map(Path, paths):
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such submission folder or zip file")
-        if path.is_file():
-            found.append(path)
-        elif _looks_like_submission(path):
+        if path.is_file() or _looks_like_submission(path) or _wrapped_submission(path, excluded):
             found.append(path)
         else:
-            children = sorted(child for child in path.iterdir() if not child.name.startswith(".")
-                              and (child.is_dir() or child.suffix.lower() == ".zip"))
+            children = _children(path, excluded)
             found.extend(children if children else [path])
     return found
 
 
+def _children(folder: Path, excluded=frozenset()) -> list[Path]:
+    return sorted(child for child in folder.iterdir() if not child.name.startswith(".") and child.name != "__MACOSX"
+                  and not child.is_symlink() and (child.is_dir() or child.suffix.lower() == ".zip")
+                  and child.resolve() not in excluded)
+
+
 def _looks_like_submission(folder: Path) -> bool:
     return (folder / "results").is_dir() or any(folder.glob("*.ipynb"))
+
+
+def _wrapped_submission(folder: Path, excluded=frozenset()) -> bool:
+    children = _children(folder, excluded)
+    return len(children) == 1 and children[0].is_dir() and _looks_like_submission(children[0])
 
 
 def student_id(path) -> str:
@@ -176,187 +216,217 @@ def student_id(path) -> str:
     return path.stem if path.suffix.lower() == ".zip" else path.name
 
 
-def read_submission(path) -> Submission:
+# ------------------------------------------------------------------------------------------ reading submissions
+
+
+def read_submission(path, *, limits: SubmissionLimits | None = None) -> Submission:
     """Read one submission (folder or zip). Never raises for bad content: problems are recorded on the result."""
     path = Path(path)
+    limits = limits or SubmissionLimits()
     submission = Submission(student=student_id(path), source=str(path))
     try:
-        files = _submission_files(path)
-    except (zipfile.BadZipFile, OSError) as error:
-        submission.problems.append(f"{path}: cannot read the submission ({error.__class__.__name__}: {error})")
+        with SubmissionFiles(path, limits) as files:
+            _read_files(files, submission, limits)
+    except UnsafeSubmissionError as error:
+        submission.readable = False
+        submission.note("unsafe_archive", str(error))
         return submission
-    candidates: dict[str, list[tuple[str, bytes]]] = {}
-    for name, read in files:
-        pure = PurePosixPath(name)
-        if pure.suffix == ".ipynb" and ".ipynb_checkpoints" not in pure.parts:
-            try:
-                text = read().decode("utf-8")
-            except (OSError, UnicodeDecodeError, zipfile.BadZipFile) as error:
-                submission.notebooks.append(NotebookCheck(path=name, problems=[f"unreadable ({error})"]))
-                continue
-            submission.notebooks.append(check_notebook_order(text, name))
-        elif pure.suffix == ".json" and len(pure.parts) >= 2 and pure.parts[-2] == "results":
-            try:
-                candidates.setdefault(pure.stem, []).append((name, read()))
-            except (OSError, zipfile.BadZipFile) as error:
-                submission.problems.append(f"{name}: unreadable ({error})")
-    for stem, entries in sorted(candidates.items()):
-        if stem not in PARTS:
-            submission.problems.append(f"{entries[0][0]}: unexpected results file (expected "
-                                       f"{', '.join(part + '.json' for part in PARTS)})")
-            continue
-        entries.sort(key=lambda entry: (len(PurePosixPath(entry[0]).parts), entry[0]))
-        if len(entries) > 1:
-            submission.problems.append(f"{len(entries)} results files for {stem}; used {entries[0][0]}")
-        name, data = entries[0]
-        payload = _parse_results(name, data, stem, submission.problems)
-        if payload is not None:
-            submission.results[stem] = payload
+    except Exception as error:  # BadZipFile, OSError... one student's files never stop the class: report, go on
+        submission.readable = False
+        submission.note("malformed", f"{path}: cannot read the submission ({error.__class__.__name__}: {error})")
+        return submission
     for part in submission.missing_parts:
-        if part not in candidates:
+        if part not in submission.results_files:
             submission.problems.append(f"missing results/{part}.json")
     return submission
 
 
-def _submission_files(path: Path):
-    """``(relative posix name, reader)`` for every file of a folder or zip submission (readers load lazily)."""
-    if path.is_dir():
-        return [(file.relative_to(path).as_posix(), file.read_bytes) for file in sorted(path.rglob("*"))
-                if file.is_file() and not any(part.startswith(".") for part in file.relative_to(path).parts[:-1])]
-    archive = zipfile.ZipFile(path)
-    entries = []
-    for info in archive.infolist():
-        if info.is_dir() or info.filename.startswith("__MACOSX/"):
+def _read_files(files: SubmissionFiles, submission: Submission, limits: SubmissionLimits) -> None:
+    for refused in files.refused:
+        submission.note("unsafe_archive", f"{refused}: refused")
+    candidates: dict[str, list] = {}
+    models = []
+    for entry in files.entries:
+        pure = PurePosixPath(entry.name)
+        if ".ipynb_checkpoints" in pure.parts:
             continue
-        entries.append((info.filename, lambda info=info: archive.read(info)))
-    return entries
+        if pure.suffix == ".ipynb":
+            submission.notebooks.append(_read_notebook(files, entry, limits))
+        elif pure.suffix == ".json" and len(pure.parts) >= 2 and pure.parts[-2] == "results":
+            candidates.setdefault(pure.stem, []).append(entry)
+        elif pure.suffix.lower() in MODEL_SUFFIXES:
+            models.append(entry)
+    _hash_models(files, models, submission, limits)
+    for stem, entries in sorted(candidates.items()):
+        if stem not in PARTS:
+            submission.problems.append(f"{entries[0].name}: unexpected results file (expected "
+                                       f"{', '.join(part + '.json' for part in PARTS)})")
+            continue
+        entries.sort(key=lambda entry: (len(PurePosixPath(entry.name).parts), entry.name))
+        if len(entries) > 1:
+            submission.problems.append(f"{len(entries)} results files for {stem}; used {entries[0].name}")
+        entry = entries[0]
+        submission.results_files[stem] = entry.name
+        payload = _read_results(files, entry, stem, submission, limits)
+        if payload is None:
+            continue
+        submission.results[stem] = payload
+        for problem in metric_range_problems(payload["metrics"]):
+            submission.note("impossible_metric", f"{entry.name}: {problem}")
+        for name, value in payload["metrics"].items():
+            if metric_range_problems({name: value}):
+                submission.invalid_figures.add((stem, name))
+        check_provenance(submission, stem)
 
 
-def _parse_results(name: str, data: bytes, expected_part: str, problems: list[str]):
+def _read_notebook(files, entry, limits) -> NotebookCheck:
     try:
-        payload = json.loads(data.decode("utf-8"))
+        text = files.read(entry, limits.max_notebook_bytes).decode("utf-8-sig")
+    except TooLargeError as error:
+        return NotebookCheck(path=entry.name, problems=[f"too large to check ({error})"])
+    except (OSError, UnicodeDecodeError, zipfile.BadZipFile, EOFError) as error:
+        return NotebookCheck(path=entry.name, problems=[f"unreadable ({error})"])
+    return check_notebook_order(text, entry.name)
+
+
+def _hash_models(files, entries, submission, limits) -> None:
+    for index, entry in enumerate(entries):
+        if index >= limits.max_models:
+            submission.problems.append(f"{len(entries)} model files; only the first {limits.max_models} checked")
+            break
+        try:
+            sha256 = files.sha256(entry, limits.max_model_bytes)
+        except TooLargeError as error:
+            submission.note("unsafe_model", f"{entry.name}: model file not checked ({error})")
+            sha256 = None
+        except (OSError, zipfile.BadZipFile, EOFError) as error:
+            submission.note("malformed", f"{entry.name}: unreadable ({error})")
+            sha256 = None
+        submission.model_files[entry.name] = ModelFile(entry.name, entry.size, sha256)
+
+
+def _read_results(files, entry, expected_part, submission, limits):
+    name = entry.name
+    try:
+        data = files.read(entry, limits.max_results_bytes)
+    except TooLargeError as error:
+        submission.note("malformed", f"{name}: too large for a results file ({error}); not read")
+        return None
+    except (OSError, zipfile.BadZipFile, EOFError) as error:
+        submission.note("malformed", f"{name}: unreadable ({error})")
+        return None
+    try:
+        payload = json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError:
-        problems.append(f"{name}: not UTF-8 text (expected a JSON results file)")
+        submission.note("malformed", f"{name}: not UTF-8 text (expected a JSON results file)")
         return None
     except json.JSONDecodeError as error:
-        problems.append(f"{name}: not valid JSON (line {error.lineno}: {error.msg})")
+        submission.note("malformed", f"{name}: not valid JSON (line {error.lineno}: {error.msg})")
+        return None
+    except RecursionError:
+        submission.note("malformed", f"{name}: JSON nested too deeply")
         return None
     try:
         payload = validate_results(payload, source=name)
     except ResultsSchemaError as error:
-        problems.append(str(error))
+        submission.note("malformed", str(error))
         return None
     if payload["part"] != expected_part:
-        problems.append(f"{name}: says part {payload['part']!r} but is named {expected_part}.json")
+        submission.note("malformed", f"{name}: says part {payload['part']!r} but is named {expected_part}.json")
         return None
     return payload
 
 
-def collect_submissions(paths, *, progress=None) -> list[Submission]:
-    """Read every submission under ``paths`` (see :func:`find_submissions`). ``progress`` wraps the iteration
-    (e.g. ``tqdm``). Two submissions with the same student id get ``#2``, ``#3`` suffixes and a problem noted."""
-    submission_paths = find_submissions(paths)
+def check_provenance(submission: Submission, part: str) -> None:
+    """Check one part's results against the submitted model files (see the module docstring): sets
+    ``submission.part_models[part]`` and flags ``no_provenance``, ``model_missing`` or ``model_mismatch``."""
+    name = submission.results_files[part]
+    payload = submission.results[part]
+    if payload["schema_version"] < 2:
+        submission.note("no_provenance", f"{name}: schema version 1, no provenance (model hash, split, dataset "
+                                         "fingerprint)")
+        return
+    provenance = payload["provenance"]
+    expected, recorded_file = provenance["model_sha256"], provenance["model_file"]
+    if expected is None:
+        submission.note("no_provenance", f"{name}: no model file recorded")
+        return
+    project = PurePosixPath(name).parent.parent
+    recorded = (project / recorded_file).as_posix() if recorded_file else None
+    matching = [model for model, found in submission.model_files.items() if found.sha256 == expected]
+    if matching:
+        submission.part_models[part] = recorded if recorded in matching else matching[0]
+        return
+    at_path = recorded if recorded in submission.model_files else next(
+        (model for model in submission.model_files
+         if recorded_file and PurePosixPath(model).name == PurePosixPath(recorded_file).name), None)
+    if at_path is None:
+        submission.note("model_missing", f"{name}: model file {recorded_file} (SHA-256 {expected[:12]}...) is not in "
+                                         "the submission")
+        return
+    submission.part_models[part] = at_path
+    found = submission.model_files[at_path].sha256
+    submission.note("model_mismatch", f"{name}: {at_path} has SHA-256 {(found or 'unknown')[:12]}..., but the "
+                                      f"results were measured with {expected[:12]}...")
+
+
+def collect_submissions(paths, *, limits: SubmissionLimits | None = None, progress=None,
+                        exclude=()) -> list[Submission]:
+    """Read every submission under ``paths`` (see :func:`find_submissions`), except the folders in ``exclude`` (the
+    grading's own outputs). ``progress`` wraps the iteration (e.g. ``tqdm``). Two submissions with the same student
+    id get ``#2``, ``#3`` suffixes and a problem noted."""
+    submission_paths = find_submissions(paths, exclude=exclude)
     iterator = progress(submission_paths) if progress else submission_paths
-    submissions = [read_submission(path) for path in iterator]
+    submissions = [read_submission(path, limits=limits) for path in iterator]
     seen: dict[str, int] = {}
     for submission in submissions:
         seen[submission.student] = seen.get(submission.student, 0) + 1
         if seen[submission.student] > 1:
-            submission.problems.append(f"student id {submission.student!r} appears more than once")
+            submission.note("duplicate_id", f"student id {submission.student!r} appears more than once")
             submission.student = f"{submission.student}#{seen[submission.student]}"
     return submissions
 
 
-# --------------------------------------------------------------------------------------------------- outputs
+# ---------------------------------------------------------------------------------------------------- grading
 
 
-def grade_rows(submissions) -> list[dict]:
-    """One dictionary per student with the keys of :data:`CSV_COLUMNS`; grading-grid columns are left empty."""
-    rows = []
-    for submission in submissions:
-        row = {"student": submission.student, "source": submission.source}
-        for column, part, name in FIGURE_COLUMNS:
-            value = submission.figure(part, name)
-            row[column] = "" if value is None else (f"{value:.6g}" if isinstance(value, float) else value)
-        row["missing_parts"] = ";".join(submission.missing_parts)
-        row["smoke_parts"] = ";".join(submission.smoke_parts)
-        row["notebook_issues"] = " | ".join(submission.notebook_issues)
-        row["problems"] = " | ".join(submission.problems)
-        for column, _ in GRADING_GRID:
-            row[column] = ""
-        row[GRADE_TOTAL_COLUMN] = ""
-        rows.append(row)
-    return rows
+def summary_path(output, summary=None) -> Path:
+    """The Markdown summary's path: ``summary`` when given, else ``<output stem>_summary.md`` beside the table."""
+    output = Path(output)
+    return Path(summary) if summary else output.with_name(f"{output.stem}_summary.md")
 
 
-def write_grades_csv(submissions, path) -> Path:
-    """Write the grades table (one row per student, columns :data:`CSV_COLUMNS`) atomically."""
-    ensure_output_dir(Path(path).parent)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(grade_rows(submissions))
-    return atomic_write_text(path, buffer.getvalue())
+def grade_submissions(paths, *, output, summary=None, rescore=None, tolerance: float = 0.1, work_dir=None,
+                      limits: SubmissionLimits | None = None, progress=None) -> list[Submission]:
+    """The whole of ``defi1 collect``: read the submissions, rescore them when ``rescore`` (a
+    :class:`defi1.grading.rescore.RescoreSettings`) asks for it, flag rescored figures that differ from the reported
+    ones by more than ``tolerance``, and write the grades table ``output`` and the Markdown ``summary`` (default:
+    ``<output stem>_summary.md`` beside it).
 
+    ``work_dir`` (default ``<output stem>_work`` beside the table) holds the rescoring state: a rerun skips the
+    students already rescored. ``progress(iterable, total=None, desc=...)`` wraps long loops (e.g. ``tqdm``).
+    Returns the submissions. Raises ``PermissionError`` for an unwritable output folder (before any work),
+    ``FileNotFoundError`` / ``ConfigError`` for missing submissions or instructor data.
+    """
+    from defi1.files import ensure_output_dir
 
-def write_summary(submissions, path) -> Path:
-    """Write a Markdown summary (counts, flags per student, distributions) and one PNG histogram per figure
-    (``<stem>_<figure>.png`` beside ``path``). Returns the Markdown path."""
-    from defi1.figures import pyplot, save_figure
+    output = Path(output)
+    summary = summary_path(output, summary)
+    ensure_output_dir(output.parent)  # fail before reading every submission, not after
+    ensure_output_dir(summary.parent)
+    limits = limits or SubmissionLimits()
+    wrap = (lambda items: progress(items, desc="reading", unit="student")) if progress else None
+    if rescore is not None and rescore.enabled:
+        from defi1.grading.rescore import check_instructor_data
 
-    plt = pyplot()
-    path = Path(path)
-    ensure_output_dir(path.parent)
-    total = len(submissions)
-    lines = [f"# Results collected from {total} submission(s)", ""]
-    lines.append("| part | results found | smoke mode |")
-    lines.append("|---|---|---|")
-    for part in PARTS:
-        found = sum(part in submission.results for submission in submissions)
-        smoke = sum(part in submission.smoke_parts for submission in submissions)
-        optional = " (optional)" if part not in REQUIRED_PARTS else ""
-        lines.append(f"| {part}{optional} | {found}/{total} | {smoke} |")
-    out_of_order = sum(bool(submission.notebook_issues) for submission in submissions)
-    lines += ["", f"Notebooks not executed top to bottom: {out_of_order} submission(s).", ""]
-    lines += ["## Distributions", ""]
-    for column, part, name in FIGURE_COLUMNS:
-        if name == "device":
-            continue
-        values = [submission.figure(part, name) for submission in submissions]
-        values = [float(value) for value in values if value is not None]
-        if not values:
-            lines.append(f"- {column}: no values")
-            continue
-        sorted_values = sorted(values)
-        median = sorted_values[len(values) // 2] if len(values) % 2 else \
-            (sorted_values[len(values) // 2 - 1] + sorted_values[len(values) // 2]) / 2
-        plot_path = path.with_name(f"{path.stem}_{column}.png")
-        figure, axis = plt.subplots(figsize=(5, 3))
-        axis.hist(values, bins=min(20, max(5, len(values))), color="#4472c4", edgecolor="white")
-        axis.set_xlabel(column)
-        axis.set_ylabel("students")
-        axis.set_title(f"{column} (n={len(values)})")
-        figure.tight_layout()
-        save_figure(figure, plot_path, dpi=100, tight=False)
-        lines.append(f"- {column}: n={len(values)}, min {min(values):.4g}, median {median:.4g}, "
-                     f"max {max(values):.4g}")
-        lines.append(f"  ![{column}]({plot_path.name})")
-    devices = {}
-    for submission in submissions:
-        device = submission.figure("realtime", "device")
-        if device:
-            devices[device] = devices.get(device, 0) + 1
-    if devices:
-        lines += ["", "Part 3 devices: " + ", ".join(f"{name} ({count})" for name, count in sorted(devices.items()))]
-    flagged = [submission for submission in submissions
-               if submission.problems or submission.smoke_parts or submission.notebook_issues]
-    lines += ["", "## Submissions to look at", ""]
-    if not flagged:
-        lines.append("None: every submission has its results, none in smoke mode, notebooks in order.")
-    for submission in flagged:
-        notes = list(submission.problems)
-        if submission.smoke_parts:
-            notes.append("smoke-mode results: " + ", ".join(submission.smoke_parts))
-        notes += submission.notebook_issues
-        lines.append(f"- **{submission.student}**: " + "; ".join(notes))
-    return atomic_write_text(path, "\n".join(lines) + "\n")
+        check_instructor_data(rescore)  # a wrong path fails now, not after reading the class
+    work_dir = Path(work_dir) if work_dir else output.with_name(f"{output.stem}_work")
+    submissions = collect_submissions(paths, limits=limits, progress=wrap, exclude=[work_dir])
+    if rescore is not None and rescore.enabled:
+        from defi1.grading.rescore import flag_disagreements, rescore_submissions
+
+        rescore_submissions(submissions, rescore, work_dir=work_dir, limits=limits, progress=progress)
+        flag_disagreements(submissions, tolerance=tolerance)
+    write_grades_csv(submissions, output)
+    write_summary(submissions, summary)
+    return submissions

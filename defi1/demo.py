@@ -60,7 +60,7 @@ def run_demo(out_dir="runs/demo", *, parts=(1, 2, 3), smoke=False, log=print) ->
                                   "model": model_name, "dataset": str(outcome.get("dataset", "built-in"))}
         wanted = {key: metrics[key] for key in RESULT_METRICS[name] if key in metrics}
         record_results(name, wanted or metrics, dataset=str(outcome.get("dataset", "built-in")), model=model_name,
-                       smoke=smoke, results_dir=out_dir / "results")
+                       smoke=smoke, results_dir=out_dir / "results", **outcome.get("provenance", {}))
         log(f"Part {part} done in {elapsed:.0f} s: " + ", ".join(f"{key}={value:.4g}" for key, value in wanted.items()))
     atomic_write_json(out_dir / "summary.json", summary)
     atomic_write_text(out_dir / "report.md", _report(summary))

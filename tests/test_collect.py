@@ -1,6 +1,7 @@
 """Tests of defi1.collect: submissions (folders and zips) -> grades table, summary, flags per student."""
 
 import csv
+import hashlib
 import json
 import zipfile
 
@@ -13,10 +14,22 @@ from defi1.collect import (CSV_COLUMNS, GRADING_GRID, check_notebook_order, coll
 pytestmark = pytest.mark.backend_agnostic  # files, JSON and notebooks only
 
 
-def results_payload(part, metrics, *, smoke=False, device="CPU (2 cores, x86_64)"):
-    return {"schema_version": 1, "part": part, "metrics": metrics, "dataset": "d", "model": "m",
-            "keras_version": "3.15.1", "backend": "tensorflow", "device": device, "smoke": smoke,
-            "timestamp": "2026-11-27T10:00:00+00:00"}
+def model_bytes(part):
+    """The stand-in model file each student submits for ``part`` (collect hashes it, never loads it)."""
+    return f"model of {part}".encode()
+
+
+def results_payload(part, metrics, *, smoke=False, device="CPU (2 cores, x86_64)", version=2):
+    """A results file as record_results writes it (version 2: provenance naming ``models/<part>.keras``)."""
+    payload = {"schema_version": version, "part": part, "metrics": metrics, "dataset": "d", "model": "m",
+               "keras_version": "3.15.1", "backend": "tensorflow", "device": device, "smoke": smoke,
+               "timestamp": "2026-11-27T10:00:00+00:00"}
+    if version >= 2:
+        payload["defi1_version"] = "0.1.0"
+        payload["provenance"] = {"split": "test", "dataset_fingerprint": "f" * 64, "input_size": 64,
+                                 "thresholds": None, "model_file": f"models/{part}.keras",
+                                 "model_sha256": hashlib.sha256(model_bytes(part)).hexdigest()}
+    return payload
 
 
 def notebook_text(counts):
@@ -33,9 +46,11 @@ def notebook_text(counts):
 
 def write_student(folder, *, parts, notebook_counts=(1, 2, 3)):
     (folder / "results").mkdir(parents=True)
+    (folder / "models").mkdir()
     for part, payload in parts.items():
         text = payload if isinstance(payload, str) else json.dumps(payload)
         (folder / "results" / f"{part}.json").write_text(text)
+        (folder / "models" / f"{part}.keras").write_bytes(model_bytes(part))
     (folder / "01_classification.ipynb").write_text(notebook_text(list(notebook_counts)))
     return folder
 
@@ -148,3 +163,121 @@ def test_find_submissions_single_folder_and_missing_path(tmp_path):
     assert find_submissions([folder]) == [folder]
     with pytest.raises(FileNotFoundError, match="nobody"):
         find_submissions([tmp_path / "nobody"])
+
+
+# --------------------------------------------------------------------------------- bad input (issue 12, collect)
+
+
+def test_impossible_metrics_are_flagged_and_left_out_of_the_summary(tmp_path):
+    root = tmp_path / "submissions"
+    write_student(root / "alice", parts=GOOD_PARTS)  # 0.91, 0.55, 0.31
+    write_student(root / "bob", parts={
+        "classification": results_payload("classification", {"test_accuracy": 91}),
+        "localisation": results_payload("localisation", {"map50": -0.5, "map50_95": 7}),
+        "realtime": results_payload("realtime", {"fps_end_to_end": 0.0})})
+    submissions = collect_submissions([root])
+    bob = submissions[1]
+    assert bob.problems == ["results/classification.json: metric 'test_accuracy' is 91, expected a value in [0, 1]",
+                            "results/localisation.json: metric 'map50' is -0.5, expected a value in [0, 1]",
+                            "results/localisation.json: metric 'map50_95' is 7, expected a value in [0, 1]",
+                            "results/realtime.json: metric 'fps_end_to_end' is 0, expected a value above 0"]
+    assert bob.all_flags == ["impossible_metric"] and submissions[0].all_flags == []
+    summary = write_summary(submissions, tmp_path / "grades_summary.md").read_text()
+    # only alice's figures count: bob's impossible ones would make the maximum 91 and the minimum -0.5
+    assert "- part1_test_accuracy: n=1, min 0.91, median 0.91, max 0.91" in summary
+    assert "- part2_map50: n=1, min 0.55, median 0.55, max 0.55" in summary
+    assert "- part2_map50_95: n=1, min 0.31, median 0.31, max 0.31" in summary
+    assert "| impossible_metric | 1 |" in summary
+    rows = list(csv.DictReader(open(write_grades_csv(submissions, tmp_path / "grades.csv"), newline="")))
+    assert rows[1]["part1_test_accuracy"] == "91" and rows[1]["flags"] == "impossible_metric"  # shown as reported
+
+
+def test_results_one_level_down_are_filed_under_the_student(tmp_path):
+    root = tmp_path / "submissions"
+    write_student(root / "jack" / "defi1-main", parts=GOOD_PARTS)  # GitHub's "Download ZIP", unpacked
+    write_student(root / "alice", parts=GOOD_PARTS)
+    for paths in ([root], [root / "jack", root / "alice"]):  # the class folder, or each student (shell glob)
+        submissions = collect_submissions(paths)
+        assert sorted(submission.student for submission in submissions) == ["alice", "jack"]
+        jack = next(submission for submission in submissions if submission.student == "jack")
+        assert jack.problems == [] and jack.figure("localisation", "map50") == 0.55
+    with zipfile.ZipFile(tmp_path / "kim.zip", "w") as archive:
+        for file in (root / "jack").rglob("*"):
+            archive.write(file, file.relative_to(root / "jack").as_posix())
+    kim = read_submission(tmp_path / "kim.zip")
+    assert kim.student == "kim" and kim.problems == [] and kim.part_models["localisation"] == \
+        "defi1-main/models/localisation.keras"
+
+
+def test_an_oversized_results_file_is_reported_without_being_read(tmp_path):
+    import tracemalloc
+
+    huge = json.dumps(results_payload("localisation", {"map50": 0.5, "map50_95": 0.3}))[:-1] + " " * (24 << 20) + "}"
+    with zipfile.ZipFile(tmp_path / "zoe.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("results/localisation.json", huge)  # 24 MB of JSON in a 24 KB zip
+        archive.writestr("results/classification.json",
+                         json.dumps(results_payload("classification", {"test_accuracy": 0.8})))
+        archive.writestr("models/classification.keras", model_bytes("classification"))
+    del huge
+    tracemalloc.start()
+    zoe = read_submission(tmp_path / "zoe.zip")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert zoe.problems[0] == ("results/localisation.json: too large for a results file (24.0 MB, more than the "
+                               "4.0 MB allowed); not read")
+    assert zoe.figure("classification", "test_accuracy") == 0.8  # the rest of the submission is collected
+    assert peak < 2 << 20  # nothing near the file's size was held in memory
+
+
+def test_a_results_file_with_a_byte_order_mark_is_read(tmp_path):
+    folder = write_student(tmp_path / "win", parts=GOOD_PARTS)
+    path = folder / "results" / "classification.json"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # as Windows Notepad saves UTF-8
+    submission = read_submission(folder)
+    assert submission.problems == [] and submission.figure("classification", "test_accuracy") == 0.91
+
+
+# ------------------------------------------------------------------------------------------------- provenance
+
+
+def test_version_1_results_are_collected_and_flagged_as_lacking_provenance(tmp_path):
+    folder = write_student(tmp_path / "old", parts={
+        "classification": results_payload("classification", {"test_accuracy": 0.9}, version=1),
+        "localisation": results_payload("localisation", {"map50": 0.5, "map50_95": 0.3})})
+    submission = read_submission(folder)
+    assert submission.figure("classification", "test_accuracy") == 0.9
+    assert submission.problems == ["results/classification.json: schema version 1, no provenance (model hash, "
+                                   "split, dataset fingerprint)"]
+    assert submission.all_flags == ["no_provenance"]
+
+
+def test_the_submitted_model_must_have_the_recorded_hash(tmp_path):
+    folder = write_student(tmp_path / "eve", parts=GOOD_PARTS)
+    (folder / "models" / "localisation.keras").write_bytes(b"another model")  # not the one measured
+    (folder / "models" / "realtime.keras").unlink()
+    (folder / "models" / "renamed_classifier.keras").write_bytes(
+        (folder / "models" / "classification.keras").read_bytes())  # moved: found by its hash
+    (folder / "models" / "classification.keras").unlink()
+    submission = read_submission(folder)
+    localisation_hash = hashlib.sha256(b"another model").hexdigest()
+    recorded = hashlib.sha256(model_bytes("localisation")).hexdigest()
+    assert submission.problems == [
+        f"results/localisation.json: models/localisation.keras has SHA-256 {localisation_hash[:12]}..., but the "
+        f"results were measured with {recorded[:12]}...",
+        f"results/realtime.json: model file models/realtime.keras (SHA-256 "
+        f"{hashlib.sha256(model_bytes('realtime')).hexdigest()[:12]}...) is not in the submission"]
+    assert submission.all_flags == ["model_mismatch", "model_missing"]
+    assert submission.part_models == {"classification": "models/renamed_classifier.keras",
+                                      "localisation": "models/localisation.keras"}
+
+
+def test_grades_table_columns(tmp_path):
+    submissions = collect_submissions([write_student(tmp_path / "alice", parts=GOOD_PARTS)])
+    (row,) = list(csv.DictReader(open(write_grades_csv(submissions, tmp_path / "grades.csv"), newline="")))
+    assert row["part1_test_accuracy"] == "0.91" and row["part1_test_accuracy_rescored"] == ""
+    assert row["part2_measured_on"] == "test ffffffffffff"
+    assert row["part2_model_sha256"] == hashlib.sha256(model_bytes("localisation")).hexdigest()[:12]
+    assert row["flags"] == "" and row["problems"] == ""
+    assert list(CSV_COLUMNS[:6]) == ["student", "source", "part1_test_accuracy", "part1_test_accuracy_rescored",
+                                     "part2_map50", "part2_map50_rescored"]
+    assert CSV_COLUMNS[-6:] == tuple(column for column, _ in GRADING_GRID) + ("grade_total_120",)

@@ -203,6 +203,20 @@ def content_hash(item) -> str:
     return digest.hexdigest()
 
 
+def split_fingerprint(paths, labels, *, class_names, root=None) -> str:
+    """Fingerprint (SHA-256 hex, :func:`defi1.fingerprint.fingerprint_entries`) of one split of a class-per-folder
+    dataset: each image's path (relative to ``root``; without it, ``<class folder>/<file name>``) with its class
+    name. Records which images a metric was measured on; the image bytes are not read."""
+    from defi1.fingerprint import fingerprint_entries
+
+    entries = []
+    for path, label in zip(paths, labels):
+        path = Path(path)
+        name = path.relative_to(root).as_posix() if root is not None else f"{path.parent.name}/{path.name}"
+        entries.append((name, str(class_names[int(label)])))
+    return fingerprint_entries(entries)
+
+
 @dataclass
 class Leak:
     """The same content found in several parts of a split.

@@ -31,8 +31,8 @@ def run_classification_demo(out_dir, *, smoke=False, seed=42, verbose=0) -> dict
     ``smoke=True`` uses 20 images per class and 2 epochs (seconds; the accuracies mean nothing). Returns
     ``{"models": {name: {"train_accuracy", "val_accuracy", "test_accuracy", "epochs", "seconds"}},
     "chosen_model" (also "model_name"), "train_accuracy", "val_accuracy", "test_accuracy" (of the chosen model),
-    "<model>_<split>_accuracy" for every model, "model_path", "split_sizes", "leaks", "skipped", "smoke",
-    "seconds"}``.
+    "<model>_<split>_accuracy" for every model, "model_path", "provenance" (keyword arguments of
+    :func:`defi1.results.record_results`), "split_sizes", "leaks", "skipped", "smoke", "seconds"}``.
     """
     import keras
 
@@ -81,6 +81,9 @@ def run_classification_demo(out_dir, *, smoke=False, seed=42, verbose=0) -> dict
         "val_accuracy": results[chosen]["val_accuracy"],
         "test_accuracy": results[chosen]["test_accuracy"],
         "model_path": str(best_path),
+        "provenance": {"model_path": str(best_path), "split": "test", "input_size": DEMO_MODELS[chosen][1],
+                       "dataset_fingerprint": data.split_fingerprint(*split.test, class_names=dataset.class_names,
+                                                                     root=digits_dir)},
         "split_sizes": split.sizes(),
         "leaks": len(leaks),
         "skipped": len(dataset.skipped),

@@ -41,7 +41,8 @@ def run_localisation_demo(out_dir, *, smoke=False, settings: LocalisationDemoSet
         settings: explicit sizes (overrides ``smoke``).
     Returns:
         ``{"metrics": {map50, map50_95, map50_voc07, precision, recall}, "model_path", "model_name", "dataset",
-        "gallery", "pr_curves", "loss_curves", "data_yaml"}``.
+        "provenance" (keyword arguments of :func:`defi1.results.record_results`), "gallery", "pr_curves",
+        "loss_curves", "data_yaml"}``.
     """
     from defi1.detection.evaluation import evaluate_model
     from defi1.detection.shapes import ShapesSettings, generate_shapes_dataset
@@ -65,7 +66,11 @@ def run_localisation_demo(out_dir, *, smoke=False, settings: LocalisationDemoSet
     metrics = evaluate_model(training.best_model_path, data_yaml, "test", out_dir=evaluation_dir,
                              print_table=verbose != 0)
     summary = {key: float(metrics[key]) for key in ("map50", "map50_95", "map50_voc07", "precision", "recall")}
+    provenance = {"model_path": str(training.best_model_path), "split": "test",
+                  "dataset_fingerprint": metrics["dataset_fingerprint"], "input_size": metrics["input_size"],
+                  "thresholds": metrics["thresholds"]}
     return {"metrics": summary, "model_path": str(training.best_model_path), "model_name": "yolov3-tiny",
+            "provenance": provenance,
             "dataset": f"shapes ({settings.num_train} train / {settings.num_test} test images, "
                        f"{settings.image_size} px)",
             "data_yaml": str(data_yaml), "gallery": str(evaluation_dir / "gallery.png"),

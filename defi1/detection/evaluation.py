@@ -72,12 +72,14 @@ def evaluate_model(model_or_path, data_yaml, split="test", *, out_dir=None, inpu
         conf_threshold, iou_threshold, max_detections: the detector's post-processing for the evaluation.
         gallery_size: images shown in the gallery.
     Returns:
-        :func:`defi1.detection.metrics.evaluate_detections`' dictionary plus ``split``, ``data`` and ``model``.
+        :func:`defi1.detection.metrics.evaluate_detections`' dictionary plus ``split``, ``data``, ``model`` and what
+        :func:`defi1.results.record_results` records as provenance: ``dataset_fingerprint``
+        (:func:`defi1.detection.labels.split_fingerprint`), ``input_size`` (``[width, height]``) and ``thresholds``.
     Raises:
         ConfigError: the model and the dataset disagree on the number of classes.
     """
     from defi1.detection.dataset import split_images_dir
-    from defi1.detection.labels import list_samples, load_ground_truth
+    from defi1.detection.labels import list_samples, load_ground_truth, split_fingerprint
     from defi1.detection.metrics import evaluate_detections
 
     config, folder = split_images_dir(data_yaml, split)
@@ -97,7 +99,11 @@ def evaluate_model(model_or_path, data_yaml, split="test", *, out_dir=None, inpu
     metrics = evaluate_detections(ground_truths, predictions, num_classes=len(config.names),
                                   class_names=config.names, max_detections=max_detections)
     metrics.update(split=split, data=str(data_yaml),
-                   model=str(model_or_path) if isinstance(model_or_path, (str, Path)) else detector_name(detector))
+                   model=str(model_or_path) if isinstance(model_or_path, (str, Path)) else detector_name(detector),
+                   dataset_fingerprint=split_fingerprint(data_yaml, split),
+                   input_size=list(detector.input_size) if hasattr(detector, "input_size") else None,
+                   thresholds={"conf_threshold": getattr(detector, "conf_threshold", conf_threshold),
+                               "iou_threshold": getattr(detector, "iou_threshold", iou_threshold)})
     if out_dir is not None:
         write_report(out_dir, metrics, samples=samples[:gallery_size], ground_truths=ground_truths[:gallery_size],
                      detections=detections[:gallery_size], class_names=config.names, print_table=print_table)

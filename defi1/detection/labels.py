@@ -388,6 +388,26 @@ def list_samples(images_dir) -> list:
     return [DetectionSample(image_path=path, label_path=label_path_for(path)) for path in sorted(paths)]
 
 
+def split_fingerprint(data_yaml, split) -> str:
+    """Fingerprint (SHA-256 hex, :func:`defi1.fingerprint.fingerprint_entries`) of one split of a YOLO dataset: every
+    image's path relative to the split's image folder with its label file's bytes (empty for a background image),
+    each ``.difficult`` sidecar, and the class names. Records which data a metric was measured on."""
+    import json
+
+    from defi1.fingerprint import fingerprint_entries
+
+    config = load_dataset_yaml(data_yaml)
+    images_dir = config.split_dir(split)
+    entries = [("\0names", json.dumps([str(name) for name in config.names]))]
+    for sample in list_samples(images_dir):
+        name = sample.image_path.relative_to(images_dir).as_posix()
+        entries.append((name, sample.label_path.read_bytes() if sample.label_path.is_file() else b""))
+        sidecar = difficult_path(sample.label_path)
+        if sidecar.is_file():
+            entries.append((name + DIFFICULT_SUFFIX, sidecar.read_bytes()))
+    return fingerprint_entries(entries)
+
+
 def load_ground_truth(sample, image_size, *, num_classes=None, with_difficult=False):
     """The objects of a sample in pixels.
 

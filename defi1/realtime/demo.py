@@ -56,7 +56,8 @@ def run_realtime_demo(out_dir, *, model_path=None, smoke: bool = False, input_si
     """Stream a generated video through the demo detector (``model_path`` or a fresh tiny-YOLOv3) and measure it.
 
     ``smoke=True``: 20 frames instead of 150. Returns ``{"metrics": {"fps_end_to_end", "fps_model",
-    "latency_ms_median", ...}, "model_name", "dataset", "annotated_video", "figures"}``.
+    "latency_ms_median", ...}, "model_name", "dataset", "provenance" (keyword arguments of
+    :func:`defi1.results.record_results`), "annotated_video", "figures"}``.
     """
     out_dir = ensure_output_dir(out_dir)
     frames = 20 if smoke else 150
@@ -80,5 +81,8 @@ def run_realtime_demo(out_dir, *, model_path=None, smoke: bool = False, input_si
     atomic_write_json(out_dir / "figures.json", {"metrics": metrics, "model_only": model_only, "stream": summary,
                                                  "model": model_name, "environment": describe()})
     plot_latency(stats, out_dir / "latency.png")
+    provenance = {"model_path": None if model_path is None else str(model_path), "input_size": input_size,
+                  "thresholds": {"conf_threshold": detector.conf_threshold, "iou_threshold": detector.iou_threshold}}
     return {"metrics": metrics, "model_name": model_name, "dataset": "generated video 640x480",
+            "provenance": provenance,
             "annotated_video": str(out_dir / "annotated.mp4"), "figures": str(out_dir / "figures.json")}

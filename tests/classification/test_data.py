@@ -131,3 +131,15 @@ def test_write_split_folders_copies_and_refuses_non_empty_output(tiny_tree, tmp_
     assert (out_dir / "split.csv").read_text().count("\n") == 25
     with pytest.raises(FileExistsError, match="not empty"):
         write_split_folders(split, dataset.class_names, out_dir)
+
+
+def test_split_fingerprint_of_class_folders(tmp_path):
+    from defi1.classification.data import split_fingerprint
+    from defi1.fingerprint import fingerprint_entries
+
+    paths = [tmp_path / "cat" / "1.png", tmp_path / "dog" / "2.png"]
+    expected = fingerprint_entries([("cat/1.png", "cat"), ("dog/2.png", "dog")])
+    assert split_fingerprint(paths, [0, 1], class_names=["cat", "dog"]) == expected
+    assert split_fingerprint(paths[::-1], [1, 0], class_names=["cat", "dog"], root=tmp_path) == expected
+    assert split_fingerprint(paths, [1, 0], class_names=["cat", "dog"]) != expected  # labels swapped
+    assert split_fingerprint(paths[:1], [0], class_names=["cat", "dog"]) != expected  # an image fewer

@@ -22,6 +22,19 @@ def test_smoke_demo_writes_run_folder_report_and_results(tmp_path):
         assert metric in results["metrics"]
     report = (out_dir / "report.md").read_text()
     assert "## Classification" in report and "## Localisation" in report and "## Realtime" in report
+    # provenance: each file names the model that produced it (relative to the run folder) and its SHA-256
+    from defi1.detection.labels import split_fingerprint
+    from defi1.fingerprint import sha256_file
+
+    for part in ("classification", "localisation", "realtime"):
+        provenance = load_results(out_dir / "results" / f"{part}.json")["provenance"]
+        assert provenance["model_sha256"] == sha256_file(out_dir / provenance["model_file"])
+    localisation = load_results(out_dir / "results" / "localisation.json")["provenance"]
+    assert localisation["model_file"].startswith("part2_localisation/") and localisation["split"] == "test"
+    assert localisation["dataset_fingerprint"] == split_fingerprint(
+        out_dir / "part2_localisation" / "shapes" / "data.yaml", "test")
+    assert localisation["input_size"] == 96 and localisation["thresholds"]["conf_threshold"] == 0.005
+    assert load_results(out_dir / "results" / "classification.json")["provenance"]["input_size"] in (8, 12)
 
 
 def test_demo_rejects_unknown_part(tmp_path, capsys):

@@ -135,3 +135,29 @@ def test_prepare_dataset_folder_refuses_or_replaces_an_existing_dataset(tmp_path
     assert (tmp_path / "images" / "train").is_dir()
     assert prepare_dataset_folder(tmp_path, overwrite=True) == tmp_path
     assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]  # the stale data.yaml went too
+
+
+def test_split_fingerprint_follows_file_list_and_labels_not_pixels(tmp_path):
+    from defi1.detection.labels import split_fingerprint
+    from defi1.fingerprint import fingerprint_entries
+
+    root = tmp_path / "data"
+    for name in ("a", "b"):
+        (root / "images" / "test").mkdir(parents=True, exist_ok=True)
+        (root / "images" / "test" / f"{name}.png").write_bytes(b"pixels " + name.encode())
+    (root / "labels" / "test").mkdir(parents=True)
+    (root / "labels" / "test" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")  # b.png is a background image
+    yaml_path = write_dataset_yaml(root / "data.yaml", names=["circle", "square"], train="images/test", val=None,
+                                   test="images/test")
+    first = split_fingerprint(yaml_path, "test")
+    assert first == fingerprint_entries([("\0names", '["circle", "square"]'), ("a.png", "0 0.5 0.5 0.2 0.2\n"),
+                                         ("b.png", b"")])
+    (root / "images" / "test" / "b.png").write_bytes(b"re-encoded pixels")
+    assert split_fingerprint(yaml_path, "test") == first
+    (root / "labels" / "test" / "a.txt").write_text("1 0.5 0.5 0.2 0.2\n")  # relabelled
+    relabelled = split_fingerprint(yaml_path, "test")
+    assert relabelled != first
+    (root / "images" / "test" / "b.png").rename(root / "images" / "test" / "c.png")
+    assert split_fingerprint(yaml_path, "test") not in (first, relabelled)
+    with pytest.raises(ConfigError, match="no 'val' split"):
+        split_fingerprint(yaml_path, "val")

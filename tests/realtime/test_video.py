@@ -89,10 +89,10 @@ def test_without_ffmpeg_opencv_writes_mpeg4(tmp_path, monkeypatch):
 
 
 def test_a_recording_interrupted_by_ctrl_c_keeps_its_frames(tmp_path):
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="Ctrl-C"):
         with AtomicVideoWriter(tmp_path / "rec.mp4", fps=30) as writer:
             for index in range(7):
                 writer.write(synthetic_frame(index, width=160, height=120))
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt("Ctrl-C")
     assert video_properties(tmp_path / "rec.mp4")["frames"] == 7
     assert sorted(path.name for path in tmp_path.iterdir()) == ["rec.mp4"]
