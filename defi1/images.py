@@ -48,8 +48,54 @@ def read_image_with_alpha(path) -> np.ndarray:
 
 
 def image_size(path) -> tuple[int, int]:
-    """``(width, height)`` of an image file without decoding its pixels. Errors as :func:`read_image`."""
-    return _open_image(path, lambda image: image.size, decode_pixels=False)
+    """``(width, height)`` of an image file as displayed (the EXIF orientation applied), read from its header
+    without decoding its pixels. Errors as :func:`read_image`."""
+    return _open_image(path, _displayed_size, decode_pixels=False)
+
+
+def verify_image(path, *, decode_pixels: bool = True) -> tuple[int, int]:
+    """``(width, height)`` of an image file once checked readable, as :func:`image_size` gives it.
+
+    ``decode_pixels=True`` decodes every pixel (finds any damage). ``False`` reads the header and, for JPEG and PNG,
+    the end of the file: a file that does not end with its format's end marker (JPEG's ``FF D9``, PNG's ``IEND``
+    chunk: a truncated download or copy) is then decoded to decide, so files with data appended after the marker
+    are not misreported. Damage inside the compressed data of a complete file needs ``decode_pixels``.
+    Errors as :func:`read_image`.
+    """
+    if decode_pixels or not _ends_with_end_marker(path):
+        return _open_image(path, lambda image: image.size)  # the size after the EXIF orientation is applied
+    return image_size(path)
+
+
+_END_MARKERS = {(".jpg", ".jpeg"): b"\xff\xd9", (".png",): b"IEND\xaeB`\x82"}
+
+
+def _ends_with_end_marker(path) -> bool:
+    """True when ``path`` is a JPEG or PNG whose last bytes (trailing zero padding aside) are its end marker, or a
+    file of another format (which has no such marker to check)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    marker = next((marker for suffixes, marker in _END_MARKERS.items() if suffix in suffixes), None)
+    if marker is None:
+        return True
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, path.stat().st_size - 64))
+            tail = handle.read()
+    except OSError:
+        return False
+    return tail.rstrip(b"\x00").endswith(marker)
+
+
+#: EXIF orientations (5 to 8) whose display swaps width and height.
+_TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)
+
+
+def _displayed_size(image) -> tuple[int, int]:
+    """The size of an opened image as displayed, from the EXIF orientation tag (the pixels are not decoded)."""
+    width, height = image.size
+    orientation = image.getexif().get(0x0112)
+    return (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
 
 
 def _rgb_array(image) -> np.ndarray:
@@ -61,15 +107,22 @@ def _rgb_array(image) -> np.ndarray:
 
 
 def _open_image(path, convert, decode_pixels=True):
-    """Open ``path`` with Pillow, apply the EXIF orientation and return ``convert(image)``; errors name the file."""
+    """Open ``path`` with Pillow and return ``convert(image)``: the image with its EXIF orientation applied when
+    ``decode_pixels``, the opened file itself (header only, nothing decoded) otherwise. Errors name the file: an
+    unreadable file, and one whose header declares more pixels than Pillow's decompression-bomb limit (a damaged
+    header or a malicious file: decoding it would exhaust the memory)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such image file")
     try:
         with Image.open(path) as image:
-            if decode_pixels:
-                image.load()
+            if not decode_pixels:
+                return convert(image)
+            image.load()
             return convert(ImageOps.exif_transpose(image))
+    except Image.DecompressionBombError as error:
+        raise ImageReadError(path, f"image too large to read: {error.args[0] if error.args else error} (a damaged "
+                                   "header, or a file made to exhaust memory)") from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ImageReadError(path, f"cannot decode image ({error.__class__.__name__}: {error})") from error
 

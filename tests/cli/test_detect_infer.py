@@ -142,3 +142,16 @@ def test_predict_onnxruntime_engine_needs_a_keras_model(tmp_path, capsys):
     code, _, stderr = run(["detect", "predict", "--cfg", "a.cfg", "--weights", "a.weights", "--source", "x.jpg",
                            "--engine", "onnxruntime"], capsys)
     assert code == 1 and "--engine onnxruntime needs --model" in stderr
+
+
+def test_predict_skips_a_decompression_bomb_in_a_folder_and_names_it_alone(constant_model_path, tmp_path, capsys,
+                                                                          decompression_bomb):
+    # Issue 12: PIL's DecompressionBombError is not an OSError and escaped as a traceback.
+    Image.new("RGB", (128, 64), "white").save(decompression_bomb.parent / "wide.png")
+    code, stdout, _ = run(["detect", "predict", "--model", str(constant_model_path), "--source",
+                           str(decompression_bomb.parent), "--out", str(tmp_path / "out")], capsys)
+    assert code == 0 and "1 image(s) at 64x64, 4 detection(s)" in stdout
+    assert "huge.png: image too large to read" in stdout and "1 file(s) skipped" in stdout
+    code, _, stderr = run(["detect", "predict", "--model", str(constant_model_path), "--source",
+                           str(decompression_bomb), "--out", str(tmp_path / "out2")], capsys)
+    assert code == 1 and "huge.png: image too large to read" in stderr
