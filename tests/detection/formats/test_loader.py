@@ -30,9 +30,10 @@ roboflow:
 """
 
 
-def _yolo_image(folder, stem, class_ids, size=(40, 60)):
-    """``folder/images/<stem>.jpg`` (height 40, width 60) and its label file (boxes centred, 0.5 x 0.5)."""
-    write_image(folder / "images" / f"{stem}.jpg", np.zeros(size + (3,), np.uint8))
+def _yolo_image(folder, stem, class_ids, size=(40, 60), value=0):
+    """``folder/images/<stem>.jpg`` (height 40, width 60, filled with ``value``) and its label file (boxes centred,
+    0.5 x 0.5)."""
+    write_image(folder / "images" / f"{stem}.jpg", np.full(size + (3,), value, np.uint8))
     write_yolo_labels(folder / "labels" / f"{stem}.txt", class_ids, [[0.5, 0.5, 0.5, 0.5]] * len(class_ids))
 
 
@@ -103,9 +104,9 @@ def test_names_forms_and_bad_class_counts_name_the_file_and_key(tmp_path):
         load_dataset_yaml(path)
 
 
-def _voc(root, stem, objects, size=(48, 64)):
+def _voc(root, stem, objects, size=(48, 64), value=0):
     height, width = size
-    write_image(root / "JPEGImages" / f"{stem}.jpg", np.zeros((height, width, 3), np.uint8))
+    write_image(root / "JPEGImages" / f"{stem}.jpg", np.full((height, width, 3), value, np.uint8))
     parts = [f"<annotation><filename>{stem}.jpg</filename><size><width>{width}</width><height>{height}</height>"
              "</size>"]
     for name, box in objects:
@@ -212,3 +213,62 @@ def test_bccd_keeps_its_splits(shared_dir):
             if problem.kind == "zero_area_box"] == [("BloodImage_00338.xml", "object 13"),
                                                     ("BloodImage_00343.xml", "object 4")]
     assert sum(len(sample.objects.class_ids) for samples in index.splits.values() for sample in samples) == 4886
+
+
+def _same_dataset_in_three_forms(root):
+    """One dataset (train: 3 images, val: 2; each 60 x 40 with one box (15, 10)-(45, 30) of class index % 2) as a
+    Roboflow YOLOv8 export, Pascal VOC with split lists, and a Roboflow COCO export."""
+    layout = {"train": 3, "val": 2}
+    forms = {"yolo": root / "yolo", "voc": root / "voc", "coco": root / "coco"}
+    categories = [{"id": 0, "name": "pets", "supercategory": "none"},
+                  {"id": 1, "name": "cat", "supercategory": "pets"}, {"id": 2, "name": "dog", "supercategory": "pets"}]
+    for split, count in layout.items():
+        folder = "valid" if split == "val" else split
+        images, annotations = [], []
+        for index in range(count):
+            stem, value = f"{split}{index}", 40 * index + (100 if split == "val" else 0)  # all different
+            _yolo_image(forms["yolo"] / folder, stem, [index % 2], value=value)
+            _voc(forms["voc"], stem, [(("cat", "dog")[index % 2], (15, 10, 45, 30))], size=(40, 60), value=value)
+            write_image(forms["coco"] / folder / f"{stem}.jpg", np.full((40, 60, 3), value, np.uint8))
+            images.append({"id": index, "file_name": f"{stem}.jpg", "width": 60, "height": 40})
+            annotations.append({"id": index, "image_id": index, "category_id": 1 + index % 2,
+                                "bbox": [15, 10, 30, 20], "iscrowd": 0})
+        (forms["coco"] / folder / "_annotations.coco.json").write_text(json.dumps(
+            {"categories": categories, "images": images, "annotations": annotations}))
+        (forms["voc"] / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
+        (forms["voc"] / "ImageSets" / "Main" / f"{split}.txt").write_text(
+            "".join(f"{split}{index}\n" for index in range(count)))
+    (forms["yolo"] / "data.yaml").write_text(ROBOFLOW_YAML.replace("test: ../test/images\n", ""))
+    return forms
+
+
+@pytest.mark.parametrize("form", ["yolo", "voc", "coco"])
+def test_every_reader_accepts_every_form(tmp_path, form):
+    from defi1.detection.anchors import dataset_box_sizes
+    from defi1.detection.check import check_before_training, check_dataset
+    from defi1.detection.metrics import evaluate_prediction_files
+    from defi1.detection.splits import split_detection_dataset
+
+    data = _same_dataset_in_three_forms(tmp_path)[form]
+    report = check_dataset(data)
+    assert report.ok and report.names == ["cat", "dog"]
+    assert {split: summary.instances_per_class for split, summary in report.splits.items()} == {
+        "train": {0: 2, 1: 1}, "val": {0: 1, 1: 1}}
+    # Anchors: boxes 30 x 20 in 60 x 40 images, scaled by 416 / 60 at a 416 input.
+    np.testing.assert_allclose(dataset_box_sizes(data, input_size=416), [[208.0, 138.666667]] * 3, rtol=1e-6)
+    assert [sample.image_path.stem for sample in check_before_training(data, log=lambda _: None).samples("val")] \
+        == ["val0", "val1"]
+    # Perfect prediction files (the ground truth, confidence 0.9) give a map50 of 1 on the val split.
+    predictions = tmp_path / "pred"
+    for index in range(2):
+        (predictions / f"val{index}.txt").parent.mkdir(exist_ok=True)
+        (predictions / f"val{index}.txt").write_text(f"{index % 2} 0.5 0.5 0.5 0.5 0.9\n")
+    metrics = evaluate_prediction_files(predictions, data, "val")
+    assert metrics["map50"] == pytest.approx(1.0) and metrics["images_without_predictions"] == 0
+    # data split re-splits the 5 images into a YOLO dataset with the same classes.
+    config = load_dataset_yaml(split_detection_dataset(data, tmp_path / "split", val_size=1, test_size=1, seed=0))
+    assert config.names == ["cat", "dog"]
+    assert [len(config.samples(split)) for split in ("train", "val", "test")] == [3, 1, 1]
+    labels = sorted(sample.label_path.read_text() for split in ("train", "val", "test")
+                    for sample in config.samples(split))
+    assert labels == ["0 0.500000 0.500000 0.500000 0.500000\n"] * 3 + ["1 0.500000 0.500000 0.500000 0.500000\n"] * 2
