@@ -1,12 +1,13 @@
 """Reading and writing images: the one place where files become arrays.
 
 Every array that leaves this module is RGB, ``uint8``, shape ``(height, width, 3)``. OpenCV frames (BGR) are
-converted by :func:`rgb_from_bgr` only, arrays of other layouts by :func:`as_rgb_uint8`, and network inputs are made
-by :func:`pixels_to_unit` only.
+converted by :func:`rgb_from_bgr` only, arrays of other layouts by :func:`as_rgb_uint8`, images as users hold them
+(paths, PIL images, arrays) by :func:`as_rgb_image`, and network inputs are made by :func:`pixels_to_unit` only.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -174,6 +175,25 @@ def as_rgb_uint8(image) -> np.ndarray:
     if array.shape[2] == 4:
         return np.ascontiguousarray(array[:, :, :3])
     return array
+
+
+def as_rgb_image(image, *, bgr: bool = False) -> np.ndarray:
+    """One image as users hold it, as RGB ``uint8`` ``(height, width, 3)``.
+
+    ``image``: a file path (:func:`read_image`: EXIF orientation applied), a ``PIL.Image`` (its mode converted to
+    RGB, its pixels as they are), or a numpy array (:func:`as_rgb_uint8`: RGB, grayscale or RGBA ``uint8``). With
+    ``bgr=True`` an array is an OpenCV frame (BGR, BGRA or grayscale) and is converted by :func:`rgb_from_bgr`;
+    files and PIL images are never BGR. Raises ``TypeError`` for anything else and the errors of those functions
+    (naming the file) for images that cannot be used.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(image)
+    if isinstance(image, Image.Image):
+        return _rgb_array(image)
+    if isinstance(image, np.ndarray):
+        return as_rgb_uint8(rgb_from_bgr(image) if bgr and image.ndim in (2, 3) else image)
+    raise TypeError(f"expected an image file path, a PIL.Image or a numpy array (height, width, 3), got "
+                    f"{type(image).__name__}")
 
 
 #: The network input is the RGB image scaled to ``[0, 1]``: ``pixel / 255``.

@@ -24,6 +24,9 @@ def register(subparsers):
     predict.add_argument("--iou", type=float, default=0.45, help="per-class NMS IoU threshold, default 0.45")
     predict.add_argument("--input-size", type=int, help="network input side, a multiple of 32 (default: the "
                                                         "model's)")
+    predict.add_argument("--multi-label", action="store_true",
+                         help="a box gets every class whose score passes --conf (darknet's scoring), instead of its "
+                              "best class only (the default)")
     predict.add_argument("--max-det", type=int, default=100, help="maximum detections per image, default 100")
     predict.add_argument("--batch-size", type=int, default=8, help="images per forward pass, default 8")
     predict.add_argument("--out", default="runs/predict", help="output folder, default runs/predict")
@@ -38,7 +41,8 @@ def register(subparsers):
         description="k-means anchors of a YOLO-format dataset's boxes, scaled as the letterbox scales them to the "
                     "network input. Prints them in darknet's 'anchors =' syntax with their mean IoU (and that of "
                     "the COCO defaults for comparison). Seeded: the same data and seed give the same anchors.")
-    anchors.add_argument("--data", required=True, help="dataset YAML (train/val/test folders, names)")
+    anchors.add_argument("--data", required=True,
+                         help="dataset YAML, or any dataset 'defi1 data check' reads (Pascal VOC, COCO ...)")
     anchors.add_argument("-k", "--num-anchors", type=int, default=9, help="number of anchors (9 YOLOv3, 6 tiny)")
     anchors.add_argument("--input-size", type=int, default=416, help="network input side, default 416")
     anchors.add_argument("--seed", type=int, default=0, help="random seed, default 0")
@@ -54,7 +58,7 @@ def run_predict(arguments: argparse.Namespace):
     detector = load_detector(arguments.model, cfg=arguments.cfg, weights=arguments.weights, names=arguments.names,
                              engine=arguments.engine, input_size=arguments.input_size, conf_threshold=arguments.conf,
                              iou_threshold=arguments.iou, max_detections=arguments.max_det,
-                             batch_size=arguments.batch_size)
+                             batch_size=arguments.batch_size, multi_label=arguments.multi_label)
     report = predict_source(detector, arguments.source, arguments.out, save_txt=arguments.save_txt,
                             save_images=not arguments.no_images, progress=True)
     width, height = detector.input_size
