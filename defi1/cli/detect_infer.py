@@ -12,12 +12,15 @@ def register(subparsers):
                     "annotated .mp4 for a video) and, with --save-txt, one labels/<name>.txt per image of "
                     "'class cx cy w h confidence' lines normalised to the original image (the format "
                     "'defi1 detect evaluate --pred' reads).")
-    model = predict.add_argument_group("model (a .keras file, or a darknet cfg + weights)")
+    model = predict.add_argument_group("model (a .keras file, or darknet weights)")
     model.add_argument("--model", help="trained .keras model")
-    model.add_argument("--cfg", help="darknet .cfg (with --weights; its masks are used, so give the cfg that "
-                                     "goes with the weights)")
-    model.add_argument("--weights", help="darknet .weights (with --cfg)")
-    model.add_argument("--names", help="class names file, one a line (with --cfg; e.g. coco.names)")
+    model.add_argument("--weights", help="darknet .weights: darknet's released COCO yolov3-tiny.weights, "
+                                         "yolov3.weights or yolov3-spp.weights need nothing else")
+    model.add_argument("--cfg", help="the darknet .cfg the --weights were trained with (its masks are used), or a "
+                                     "built-in name: yolov3-tiny (the released tiny weights' cfg: second mask "
+                                     "1,2,3), yolov3, yolov3-spp (default: recognised from the size of --weights)")
+    model.add_argument("--names", help="class names file, one a line (with --weights; default COCO's for the "
+                                       "built-in cfgs)")
     predict.add_argument("--source", required=True, help="image file, folder of images, or video file")
     predict.add_argument("--conf", type=float, default=0.25, help="score threshold (objectness x class probability), "
                                                                   "default 0.25")

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from defi1.detection.formats.loader import DatasetIndex, load_dataset
+from defi1.detection.formats.common import DatasetIndex
+from defi1.detection.formats.loader import load_dataset
 from defi1.detection.label_rows import check_label_file
 from defi1.detection.labels import REFUSED_KINDS, label_path_for, pixels_from_labels
 from defi1.detection.problems import SEVERITIES, Problem, count_by_kind, format_problems, summary_line

@@ -107,10 +107,14 @@ class Detector:
     @classmethod
     def from_darknet(cls, cfg, weights, names=None, *, input_size=None, **options):
         """Build a model from a darknet ``.cfg`` and load its ``.weights`` (:func:`defi1.yolo.darknet.load_darknet`;
-        the heads' masks come from this cfg, so use the cfg that goes with the weights). ``names``: a ``.names``
-        file or a list of class names."""
+        the heads' masks come from this cfg, so use the cfg that goes with the weights). ``cfg`` may also be a
+        built-in name (``"yolov3-tiny"``, ``"yolov3"``, ``"yolov3-spp"``: darknet's released COCO models, see
+        :mod:`defi1.yolo.released`) or ``None`` (the released model of the weights' size). ``names``: a ``.names``
+        file or a list of class names (COCO's for a built-in cfg)."""
         from defi1.yolo.darknet import load_darknet
+        from defi1.yolo.released import resolve_darknet_cfg
 
+        cfg, names = resolve_darknet_cfg(cfg, weights, names)
         model = load_darknet(cfg, weights, class_names=names, input_size=input_size)
         return cls(model, input_size=input_size, **options)
 

@@ -18,9 +18,9 @@ for images up to 10,000 pixels.
 """
 
 from defi1.detection.formats.coco import coco_category_order
-from defi1.detection.formats.common import FORMATS, ImageAnnotation, ObjectAnnotation, read_names
+from defi1.detection.formats.common import FORMATS, DatasetIndex, ImageAnnotation, ObjectAnnotation, read_names
 from defi1.detection.formats.convert import convert_dataset, write_annotations
-from defi1.detection.formats.loader import DatasetIndex, detect_format, load_dataset
+from defi1.detection.formats.loader import detect_format, load_dataset
 from defi1.detection.formats.reading import read_annotations
 
 __all__ = ["FORMATS", "DatasetIndex", "ImageAnnotation", "ObjectAnnotation", "coco_category_order",

@@ -17,7 +17,7 @@ import numpy as np
 from defi1.boxes import box_area, clip_boxes, duplicate_boxes
 from defi1.detection.labels import SPLITS, load_dataset_yaml
 from defi1.detection.problems import DUPLICATE_IOU, Problem, duplicate_message
-from defi1.errors import DataError, ImageReadError
+from defi1.errors import ConfigError, DataError, ImageReadError
 from defi1.files import read_names_file
 from defi1.images import image_size
 
@@ -64,6 +64,58 @@ class ImageAnnotation:
         """The split its ``relative_path`` starts with (``train/x.jpg``), else ``None``."""
         parts = self.output_path.parts
         return parts[0] if len(parts) > 1 and parts[0] in SPLITS else None
+
+
+@dataclass
+class DatasetIndex:
+    """A detection dataset ready to read: its class ``names``, its samples per split, and what was found wrong
+    while loading it (``problems``: images left out, objects dropped, split folders missing).
+
+    ``format``: the annotation format; ``source``: what was given; ``root``: the dataset folder; ``sources``: for
+    each split its image folders or list files (YOLO) or annotation files (other formats).
+    """
+
+    format: str
+    source: Path
+    root: Path
+    names: list | None
+    splits: dict
+    sources: dict = field(default_factory=dict)
+    problems: list = field(default_factory=list)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names or [])
+
+    def has_split(self, split: str) -> bool:
+        return split in self.splits
+
+    def samples(self, split: str) -> list:
+        """The samples of ``split`` (``"all"`` for a dataset without splits: every sample). ConfigError when the
+        dataset has no such split."""
+        if split == "all" and "all" not in self.splits:
+            return [sample for samples in self.splits.values() for sample in samples]
+        if split not in self.splits:
+            available = ", ".join(self.splits) or "none"
+            raise ConfigError(f"{self.source}: no '{split}' split in this dataset (it has: {available}); split it "
+                              "with 'defi1 data split'")
+        return list(self.splits[split])
+
+    def require_samples(self, split: str) -> list:
+        """:meth:`samples`, and FileNotFoundError naming the split's folders or files when it has none."""
+        samples = self.samples(split)
+        if not samples:
+            where = ", ".join(str(path) for path in self.sources.get(split, ())) or str(self.source)
+            raise FileNotFoundError(f"{where}: no images in the {split!r} split of {self.source}")
+        return samples
+
+    def without(self, image_paths) -> DatasetIndex:
+        """A copy without the samples of ``image_paths``."""
+        left_out = {Path(path) for path in image_paths}
+        splits = {split: [sample for sample in samples if sample.image_path not in left_out]
+                  for split, samples in self.splits.items()}
+        return DatasetIndex(self.format, self.source, self.root, self.names, splits, dict(self.sources),
+                            list(self.problems))
 
 
 def split_of_name(name) -> str | None:

@@ -18,72 +18,21 @@ in each :class:`~defi1.detection.labels.DetectionSample` (``objects``). Splits a
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from defi1.detection.formats.coco import coco_files
-from defi1.detection.formats.common import read_names
+from defi1.detection.formats.common import DatasetIndex, read_names
 from defi1.detection.formats.reading import read_annotations
 from defi1.detection.formats.yolo import yolo_splits
+
+__all__ = ["DETECTED_FORMATS", "DatasetIndex", "detect_format", "load_dataset"]
 from defi1.detection.labels import SPLITS, DetectionSample, GroundTruth, find_dataset_yaml
-from defi1.errors import ConfigError, DataError
+from defi1.errors import DataError
 
 #: Formats :func:`load_dataset` recognises by themselves (keras-yolo3's single file needs ``source_format``).
 DETECTED_FORMATS = ("yolo", "voc", "coco", "labelme")
-
-
-@dataclass
-class DatasetIndex:
-    """A detection dataset ready to read: its class ``names``, its samples per split, and what was found wrong
-    while loading it (``problems``: images left out, objects dropped, split folders missing).
-
-    ``format``: the annotation format; ``source``: what was given; ``root``: the dataset folder; ``sources``: for
-    each split its image folders or list files (YOLO) or annotation files (other formats).
-    """
-
-    format: str
-    source: Path
-    root: Path
-    names: list | None
-    splits: dict
-    sources: dict = field(default_factory=dict)
-    problems: list = field(default_factory=list)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.names or [])
-
-    def has_split(self, split: str) -> bool:
-        return split in self.splits
-
-    def samples(self, split: str) -> list:
-        """The samples of ``split`` (``"all"`` for a dataset without splits: every sample). ConfigError when the
-        dataset has no such split."""
-        if split == "all" and "all" not in self.splits:
-            return [sample for samples in self.splits.values() for sample in samples]
-        if split not in self.splits:
-            available = ", ".join(self.splits) or "none"
-            raise ConfigError(f"{self.source}: no '{split}' split in this dataset (it has: {available}); split it "
-                              "with 'defi1 data split'")
-        return list(self.splits[split])
-
-    def require_samples(self, split: str) -> list:
-        """:meth:`samples`, and FileNotFoundError naming the split's folders or files when it has none."""
-        samples = self.samples(split)
-        if not samples:
-            where = ", ".join(str(path) for path in self.sources.get(split, ())) or str(self.source)
-            raise FileNotFoundError(f"{where}: no images in the {split!r} split of {self.source}")
-        return samples
-
-    def without(self, image_paths) -> DatasetIndex:
-        """A copy without the samples of ``image_paths``."""
-        left_out = {Path(path) for path in image_paths}
-        splits = {split: [sample for sample in samples if sample.image_path not in left_out]
-                  for split, samples in self.splits.items()}
-        return DatasetIndex(self.format, self.source, self.root, self.names, splits, dict(self.sources),
-                            list(self.problems))
 
 
 def detect_format(path) -> str:
@@ -141,10 +90,9 @@ def load_dataset(data, *, names=None, source_format=None) -> DatasetIndex:
     data = Path(data)
     source_format = source_format or detect_format(data)
     if source_format == "yolo":
-        found = yolo_splits(data)
-        given = read_names(names)
-        return DatasetIndex("yolo", data, found.root, given or found.names, found.samples, found.sources,
-                            list(found.problems))
+        index = yolo_splits(data)
+        index.names = read_names(names) or index.names
+        return index
     problems = []
     annotations, names = read_annotations(data, source_format, names=names, problems=problems)
     index_of = {name: index for index, name in enumerate(names)}

@@ -4,12 +4,11 @@ sidecar beside each label file (see :mod:`defi1.detection.labels`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from defi1.detection.formats.common import ImageAnnotation, ObjectAnnotation, copy_file, read_size
+from defi1.detection.formats.common import DatasetIndex, ImageAnnotation, ObjectAnnotation, copy_file, read_size
 from defi1.detection.label_rows import check_label_file
 from defi1.detection.labels import (SPLITS, difficult_path, find_dataset_yaml, labels_from_pixels, list_samples,
                                     listed_samples, load_dataset_yaml, pixels_from_labels, read_difficult_flags,
@@ -19,24 +18,11 @@ from defi1.errors import DataError
 from defi1.files import ensure_output_dir
 
 
-@dataclass
-class YoloSplits:
-    """Where the images of a YOLO dataset are: ``samples`` per split (:class:`~defi1.detection.labels.
-    DetectionSample`), the ``sources`` (folders, list files) of each split, the class ``names`` (``None`` when no
-    YAML gives them), the ``root``, the dataset YAML (``data_yaml``) and the ``problems`` found (missing folders)."""
-
-    root: Path
-    names: list | None
-    samples: dict
-    sources: dict
-    data_yaml: Path | None = None
-    problems: list = field(default_factory=list)
-
-
-def yolo_splits(source) -> YoloSplits:
+def yolo_splits(source) -> DatasetIndex:
     """The splits of a YOLO dataset: a dataset YAML, a folder holding exactly one, or a folder with ``images/`` and
-    ``labels/`` (its ``images/<split>`` folders, else ``images/`` as one split named ``all``). A split folder or
-    list file that does not exist is a ``missing_split`` problem (that split has no sample)."""
+    ``labels/`` (its ``images/<split>`` folders, else ``images/`` as one split named ``all``), as a
+    :class:`~defi1.detection.formats.common.DatasetIndex` (``names`` ``None`` when no YAML gives them). A split
+    folder or list file that does not exist is a ``missing_split`` problem (that split has no sample)."""
     source = Path(source)
     data_yaml = source if source.is_file() else find_dataset_yaml(source) if source.is_dir() else None
     if data_yaml is not None:
@@ -51,17 +37,17 @@ def yolo_splits(source) -> YoloSplits:
                         "labels/")
     else:
         raise FileNotFoundError(f"{source}: no such dataset YAML file or folder")
-    result = YoloSplits(root=Path(root), names=names, samples={}, sources=sources, data_yaml=data_yaml)
+    result = DatasetIndex("yolo", source, Path(root), names, {}, sources)
     for split, split_sources in sources.items():
-        result.samples[split] = []
+        result.splits[split] = []
         for folder in split_sources:
             if not folder.exists():
                 result.problems.append(Problem("missing_split", folder, "split folder or image list does not exist",
                                                split=split))
             elif folder.is_dir():
-                result.samples[split].extend(list_samples(folder))
+                result.splits[split].extend(list_samples(folder))
             else:
-                result.samples[split].extend(listed_samples(folder, root))
+                result.splits[split].extend(listed_samples(folder, root))
     return result
 
 
@@ -76,7 +62,7 @@ def read_yolo(source, problems, names=None) -> list:
         raise DataError(f"{source}: no dataset YAML, give the class names (--names)")
     annotations, seen = [], set()
     several_splits = len(set(found.sources.values())) > 1
-    for split, samples in found.samples.items():
+    for split, samples in found.splits.items():
         for sample in samples:
             if sample.image_path.resolve() in seen:
                 continue  # a folder listed in two splits ("train: images", "val: images") is read once
