@@ -224,8 +224,8 @@ def train_detector(settings: TrainingSettings | None = None, *, callbacks=(), lo
 
     settings = TrainingSettings(**overrides) if settings is None else dataclasses.replace(settings, **overrides)
     settings.check()
-    out_dir = ensure_output_dir(settings.out_dir)
     dataset = check_before_training(settings.data, log=log)  # every bad image found before the first epoch
+    out_dir = ensure_output_dir(settings.out_dir)
     initial_epoch, best_value, resumed_learning_rate = _start(settings, out_dir, log)
     if settings.resume and initial_epoch >= settings.epochs:
         log(f"Nothing to do: {initial_epoch} epochs already completed (epochs={settings.epochs})")

@@ -1,9 +1,10 @@
-"""What every annotation format becomes when read, and the one check of its objects.
+"""What every annotation format becomes when read, the one check of its objects, and a loaded dataset.
 
 Every reader returns a list of :class:`ImageAnnotation` (image file, size, objects with class name,
 ``[x_min, y_min, x_max, y_max]`` box in pixels and ``difficult`` flag) and records what it could not read as
 :class:`~defi1.detection.problems.Problem` s; :func:`check_objects` then checks the objects of every format the same
-way (unknown class, no area, outside the image, annotated twice).
+way (unknown class, no area, outside the image, annotated twice). :class:`DatasetIndex` is what the one dataset
+loader (:mod:`defi1.detection.formats.loader`) returns: the samples of each split, ready to read.
 """
 
 from __future__ import annotations
