@@ -94,6 +94,23 @@ def overlaps_too_much(box, earlier_boxes, *, max_iou, max_hidden_fraction=0.5) -
     return bool(iou.max() > max_iou or np.any(intersection > max_hidden_fraction * earlier_areas))
 
 
+def duplicate_boxes(boxes, class_ids, *, min_iou) -> list[tuple[int, int, float]]:
+    """Boxes that repeat an earlier box of the same class: ``(index, earlier index, IoU)`` for each box whose IoU
+    with an earlier box of its class is at least ``min_iou`` (the first such earlier box), in index order.
+
+    Args:
+        boxes: ``(N, 4)`` xyxy (any units; IoU does not change when both axes are scaled). class_ids: ``(N,)``.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    class_ids = np.asarray(class_ids).reshape(-1)
+    iou = np.tril(box_iou(boxes, boxes), k=-1) * (class_ids[:, None] == class_ids[None, :])
+    found = []
+    for index in np.flatnonzero(np.any(iou >= min_iou, axis=1)):
+        earlier = int(np.argmax(iou[index] >= min_iou))
+        found.append((int(index), earlier, float(iou[index, earlier])))
+    return found
+
+
 def wh_iou(sizes_a, sizes_b) -> np.ndarray:
     """IoU of boxes that share one centre (anchor matching, k-means): ``(N, 2)`` and ``(M, 2)`` ``[w, h]`` to ``(N, M)``."""
     sizes_a = np.asarray(sizes_a, dtype=np.float64).reshape(-1, 2)

@@ -116,7 +116,9 @@ def load_keras_model(path, *, compile=False):
     """
     import keras
 
-    import defi1  # noqa: F401  (registers the custom layers and losses)
+    from defi1.keras_runtime import register_keras_objects
+
+    register_keras_objects()  # defi1's layers and losses, known to Keras before it reads the file
 
     path = Path(path)
     if not path.is_file():

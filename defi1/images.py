@@ -1,12 +1,13 @@
 """Reading and writing images: the one place where files become arrays.
 
 Every array that leaves this module is RGB, ``uint8``, shape ``(height, width, 3)``. OpenCV frames (BGR) are
-converted by :func:`rgb_from_bgr` only, arrays of other layouts by :func:`as_rgb_uint8`, and network inputs are made
-by :func:`pixels_to_unit` only.
+converted by :func:`rgb_from_bgr` only, arrays of other layouts by :func:`as_rgb_uint8`, images as users hold them
+(paths, PIL images, arrays) by :func:`as_rgb_image`, and network inputs are made by :func:`pixels_to_unit` only.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +49,54 @@ def read_image_with_alpha(path) -> np.ndarray:
 
 
 def image_size(path) -> tuple[int, int]:
-    """``(width, height)`` of an image file without decoding its pixels. Errors as :func:`read_image`."""
-    return _open_image(path, lambda image: image.size, decode_pixels=False)
+    """``(width, height)`` of an image file as displayed (the EXIF orientation applied), read from its header
+    without decoding its pixels. Errors as :func:`read_image`."""
+    return _open_image(path, _displayed_size, decode_pixels=False)
+
+
+def verify_image(path, *, decode_pixels: bool = True) -> tuple[int, int]:
+    """``(width, height)`` of an image file once checked readable, as :func:`image_size` gives it.
+
+    ``decode_pixels=True`` decodes every pixel (finds any damage). ``False`` reads the header and, for JPEG and PNG,
+    the end of the file: a file that does not end with its format's end marker (JPEG's ``FF D9``, PNG's ``IEND``
+    chunk: a truncated download or copy) is then decoded to decide, so files with data appended after the marker
+    are not misreported. Damage inside the compressed data of a complete file needs ``decode_pixels``.
+    Errors as :func:`read_image`.
+    """
+    if decode_pixels or not _ends_with_end_marker(path):
+        return _open_image(path, lambda image: image.size)  # the size after the EXIF orientation is applied
+    return image_size(path)
+
+
+_END_MARKERS = {(".jpg", ".jpeg"): b"\xff\xd9", (".png",): b"IEND\xaeB`\x82"}
+
+
+def _ends_with_end_marker(path) -> bool:
+    """True when ``path`` is a JPEG or PNG whose last bytes (trailing zero padding aside) are its end marker, or a
+    file of another format (which has no such marker to check)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    marker = next((marker for suffixes, marker in _END_MARKERS.items() if suffix in suffixes), None)
+    if marker is None:
+        return True
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, path.stat().st_size - 64))
+            tail = handle.read()
+    except OSError:
+        return False
+    return tail.rstrip(b"\x00").endswith(marker)
+
+
+#: EXIF orientations (5 to 8) whose display swaps width and height.
+_TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)
+
+
+def _displayed_size(image) -> tuple[int, int]:
+    """The size of an opened image as displayed, from the EXIF orientation tag (the pixels are not decoded)."""
+    width, height = image.size
+    orientation = image.getexif().get(0x0112)
+    return (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
 
 
 def _rgb_array(image) -> np.ndarray:
@@ -61,15 +108,22 @@ def _rgb_array(image) -> np.ndarray:
 
 
 def _open_image(path, convert, decode_pixels=True):
-    """Open ``path`` with Pillow, apply the EXIF orientation and return ``convert(image)``; errors name the file."""
+    """Open ``path`` with Pillow and return ``convert(image)``: the image with its EXIF orientation applied when
+    ``decode_pixels``, the opened file itself (header only, nothing decoded) otherwise. Errors name the file: an
+    unreadable file, and one whose header declares more pixels than Pillow's decompression-bomb limit (a damaged
+    header or a malicious file: decoding it would exhaust the memory)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such image file")
     try:
         with Image.open(path) as image:
-            if decode_pixels:
-                image.load()
+            if not decode_pixels:
+                return convert(image)
+            image.load()
             return convert(ImageOps.exif_transpose(image))
+    except Image.DecompressionBombError as error:
+        raise ImageReadError(path, f"image too large to read: {error.args[0] if error.args else error} (a damaged "
+                                   "header, or a file made to exhaust memory)") from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ImageReadError(path, f"cannot decode image ({error.__class__.__name__}: {error})") from error
 
@@ -121,6 +175,25 @@ def as_rgb_uint8(image) -> np.ndarray:
     if array.shape[2] == 4:
         return np.ascontiguousarray(array[:, :, :3])
     return array
+
+
+def as_rgb_image(image, *, bgr: bool = False) -> np.ndarray:
+    """One image as users hold it, as RGB ``uint8`` ``(height, width, 3)``.
+
+    ``image``: a file path (:func:`read_image`: EXIF orientation applied), a ``PIL.Image`` (its mode converted to
+    RGB, its pixels as they are), or a numpy array (:func:`as_rgb_uint8`: RGB, grayscale or RGBA ``uint8``). With
+    ``bgr=True`` an array is an OpenCV frame (BGR, BGRA or grayscale) and is converted by :func:`rgb_from_bgr`;
+    files and PIL images are never BGR. Raises ``TypeError`` for anything else and the errors of those functions
+    (naming the file) for images that cannot be used.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(image)
+    if isinstance(image, Image.Image):
+        return _rgb_array(image)
+    if isinstance(image, np.ndarray):
+        return as_rgb_uint8(rgb_from_bgr(image) if bgr and image.ndim in (2, 3) else image)
+    raise TypeError(f"expected an image file path, a PIL.Image or a numpy array (height, width, 3), got "
+                    f"{type(image).__name__}")
 
 
 #: The network input is the RGB image scaled to ``[0, 1]``: ``pixel / 255``.

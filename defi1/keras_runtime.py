@@ -94,7 +94,16 @@ def quiet_python_loggers() -> None:
 
 
 def register_keras_objects() -> None:
-    """Import the modules that register defi1's Keras layers, losses and models (needs Keras)."""
+    """Import the modules that register defi1's Keras layers, losses and models (needs Keras).
+
+    When Keras is first imported by a defi1 module that is itself being imported (``defi1.yolo.decode`` when a
+    command imports the Detector), those modules cannot be imported yet (they import that module: a circle); they
+    are then registered when they are imported, or at the latest by :func:`defi1.files.load_keras_model`, which
+    calls this function again before it loads a model.
+    """
+    if any(name.startswith("defi1.") and getattr(getattr(module, "__spec__", None), "_initializing", False)
+           for name, module in list(sys.modules.items())):
+        return
     for module_name in KERAS_OBJECT_MODULES:
         importlib.import_module(module_name)
 

@@ -1,7 +1,8 @@
 """``defi1 data split`` as a library function: split a dataset folder into train / val / test, whichever its kind.
 
-A folder with ``images/`` and ``labels/`` subfolders is a detection dataset, split by
-:func:`defi1.detection.splits.split_detection_dataset` (with its dataset YAML); any other folder is a
+A detection dataset (a folder with ``images/`` and ``labels/`` subfolders, a dataset YAML, Pascal VOC, COCO: see
+:func:`is_detection_folder`) is split by :func:`defi1.detection.splits.split_detection_dataset` (with its dataset
+YAML); any other folder is a
 class-per-folder dataset, split by :func:`defi1.classification.data.split_dataset` and checked for images that land
 in two splits (:func:`defi1.classification.data.find_leaks`).
 """
@@ -13,9 +14,20 @@ from pathlib import Path
 
 
 def is_detection_folder(folder) -> bool:
-    """True when ``folder`` holds ``images/`` and ``labels/`` subfolders (a YOLO-format detection dataset)."""
+    """True when ``folder`` is a detection dataset: ``images/`` and ``labels/`` subfolders (YOLO), a dataset YAML
+    (or a folder holding one), Pascal VOC's ``Annotations/``, or COCO JSON (what
+    :func:`defi1.detection.formats.detect_format` recognises; LabelMe folders look like image folders and are not
+    taken for one)."""
+    from defi1.detection.formats.loader import detect_format
+    from defi1.errors import DataError
+
     folder = Path(folder)
-    return (folder / "images").is_dir() and (folder / "labels").is_dir()
+    if (folder / "images").is_dir() and (folder / "labels").is_dir():
+        return True
+    try:
+        return detect_format(folder) in ("yolo", "voc", "coco")
+    except (DataError, FileNotFoundError):
+        return False
 
 
 @dataclass

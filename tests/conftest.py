@@ -29,6 +29,32 @@ def darknet_dir(shared_dir):
     return path
 
 
+def write_decompression_bomb(path, side=60000):
+    """A PNG whose header declares ``side`` x ``side`` pixels (60000 x 60000: 3.6 billion, over Pillow's
+    decompression-bomb limit) while it holds a 4 x 4 image: what a damaged header or a malicious file looks like."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    data[16:24] = struct.pack(">II", side, side)  # IHDR width and height (after the signature, length and type)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # the chunk's CRC, so that only the size is odd
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.fixture
+def decompression_bomb(tmp_path):
+    """``tmp_path/bomb/huge.png`` (:func:`write_decompression_bomb`)."""
+    return write_decompression_bomb(tmp_path / "bomb" / "huge.png")
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

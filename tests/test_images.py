@@ -7,7 +7,7 @@ from PIL import Image
 
 from defi1.errors import ImageReadError
 from defi1.images import (as_rgb_uint8, bgr_from_rgb, image_size, is_image_path, list_images, pixels_to_unit,
-                          read_image, read_image_with_alpha, rgb_from_bgr, write_image)
+                          read_image, read_image_with_alpha, rgb_from_bgr, verify_image, write_image)
 
 pytestmark = pytest.mark.backend_agnostic  # Pillow and NumPy only
 
@@ -125,3 +125,44 @@ def test_pixels_to_unit_is_the_network_scaling():
     assert np.shares_memory(written, batch)
     np.testing.assert_array_equal(batch[1], scaled)
     np.testing.assert_array_equal(batch[0], 0.0)
+
+
+def test_a_header_declaring_an_enormous_image_is_an_error_naming_the_file(decompression_bomb):
+    # Pillow raises DecompressionBombError (not an OSError) for 60000 x 60000: before issue 12 it escaped as a
+    # traceback from every command.
+    for read in (read_image, image_size, verify_image):
+        with pytest.raises(ImageReadError, match=r"huge\.png: image too large to read: .*3600000000 pixels"):
+            read(decompression_bomb)
+
+
+def test_image_size_reads_the_header_only(tmp_path, monkeypatch):
+    stored = np.zeros((20, 30, 3), np.uint8)
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = 6  # stored 30 wide and 20 high, displayed turned: 20 wide and 30 high
+    image.save(tmp_path / "turned.jpg", exif=exif)
+    Image.fromarray(stored).save(tmp_path / "plain.jpg")
+
+    def no_decoding(*_, **__):
+        raise AssertionError("the pixels were decoded")
+
+    monkeypatch.setattr(Image.Image, "load", no_decoding)
+    monkeypatch.setattr("PIL.ImageOps.exif_transpose", no_decoding)
+    assert image_size(tmp_path / "turned.jpg") == (20, 30)
+    assert image_size(tmp_path / "plain.jpg") == (30, 20)
+    assert verify_image(tmp_path / "plain.jpg", decode_pixels=False) == (30, 20)
+
+
+def test_verify_image_finds_truncated_files_from_their_end(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    write_image(tmp_path / "whole.jpg", pixels)
+    write_image(tmp_path / "whole.png", pixels)
+    for name in ("whole.jpg", "whole.png"):
+        data = (tmp_path / name).read_bytes()
+        (tmp_path / name.replace("whole", "cut")).write_bytes(data[: len(data) * 2 // 3])
+        assert verify_image(tmp_path / name, decode_pixels=False) == (64, 64)
+        with pytest.raises(ImageReadError, match=r"cut\.(jpg|png): cannot decode image"):
+            verify_image(tmp_path / name.replace("whole", "cut"), decode_pixels=False)
+    # Data appended after JPEG's end marker (phones' motion photos) is not damage: the file is decoded to decide.
+    (tmp_path / "appended.jpg").write_bytes((tmp_path / "whole.jpg").read_bytes() + b"\x00ftypmp42" * 100)
+    assert verify_image(tmp_path / "appended.jpg", decode_pixels=False) == (64, 64)

@@ -63,6 +63,18 @@ def test_keras_imported_before_defi1_still_gets_the_objects_registered():
     assert result.stdout.strip().splitlines()[-1] == "YoloHead"
 
 
+def test_keras_first_imported_inside_a_defi1_import_starts_and_registers_later():
+    # "defi1 detect predict" in a fresh process: Keras is first imported by defi1.yolo.decode, whose import is not
+    # finished; registering then imported defi1.yolo.loss, which imports decode: ImportError (a circle).
+    # The objects are registered before a model is loaded (load_keras_model registers them again).
+    result = _python("from defi1.predict import predict_source\nimport keras\n"
+                     "from defi1.keras_runtime import register_keras_objects\nregister_keras_objects()\n"
+                     "print([keras.saving.get_registered_object(f'defi1>{name}').__name__ for name in "
+                     "('YoloHead', 'YoloLoss')])")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "['YoloHead', 'YoloLoss']"
+
+
 @pytest.mark.backend_agnostic
 def test_a_saved_detector_loads_in_safe_mode_after_a_plain_import(tmp_path):
     from defi1.yolo.model import build_yolov3_tiny

@@ -16,9 +16,11 @@ def register(subparsers):
     parser = subparsers.add_parser(
         "split", help="split a dataset into train / val / test folders (stratified, seeded, leakage check)",
         description="Split a class-per-folder dataset into OUT_DIR/{train,val,test}/<class>/ (stratified by class, "
-                    "deterministic for a seed; files are copied). A folder with images/ and labels/ sub-folders is a "
-                    "detection dataset and is split by defi1.detection.splits.")
-    parser.add_argument("source", help="dataset folder: one sub-folder per class, or images/ + labels/ (detection)")
+                    "deterministic for a seed; files are copied). A detection dataset (a folder with images/ and "
+                    "labels/, a dataset YAML, Pascal VOC, COCO JSON) is split into a YOLO dataset by "
+                    "defi1.detection.splits.")
+    parser.add_argument("source", help="dataset folder: one sub-folder per class, or a detection dataset (images/ + "
+                                       "labels/, a dataset YAML, Pascal VOC, COCO)")
     parser.add_argument("out_dir", help="output folder (created; must be empty)")
     parser.add_argument("--test-size", type=float, default=0.25, help="fraction held out for test (default 0.25)")
     parser.add_argument("--val-size", type=float, default=0.2,

@@ -23,19 +23,30 @@ def register(subparsers):
                              "sources; fixes the class order of voc/labelme sources, default: sorted names)")
     parser.add_argument("--no-copy-images", dest="copy_images", action="store_false",
                         help="write annotations only (the output then refers to the source images)")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop on any invalid object (no area, outside the image, unknown class) instead of "
+                             "leaving it out and listing it")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the dataset already in OUT (default: refuse, so that two datasets never mix)")
+    parser.add_argument("--max-problems", type=int, default=50, help="problems listed per kind (default 50)")
     parser.set_defaults(handler=convert_command)
 
     parser = subparsers.add_parser(
         "check", help="count objects per class and split, box sizes, and list every problem of a detection dataset",
-        description="Check a YOLO-format detection dataset: class ids out of range, boxes outside the image "
-                    "(clipped) or empty (dropped), images without label (backgrounds), labels without image, "
-                    "unreadable images, the same image in two splits.")
-    parser.add_argument("--data", required=True, help="dataset YAML, or a folder with images/ and labels/")
-    parser.add_argument("--names", default=None, help="class names file, when the dataset has no YAML")
-    parser.add_argument("--strict", action="store_true", help="exit with status 1 on any error or warning")
+        description="Check a detection dataset (a dataset YAML in any Ultralytics/Roboflow form, a folder with "
+                    "images/ and labels/, Pascal VOC, COCO JSON or LabelMe): every malformed label line, class ids "
+                    "out of range or unknown, boxes outside the image (clipped) or empty (dropped), boxes annotated "
+                    "twice, images without objects (backgrounds), labels without image, unreadable images, the "
+                    "same image in two splits; each with its file and line or object. Exits with status 1 when it "
+                    "finds an error (warnings alone: 0).")
+    parser.add_argument("--data", required=True,
+                        help="dataset YAML, COCO JSON, or a dataset folder (YOLO, Pascal VOC, COCO, LabelMe)")
+    parser.add_argument("--names", default=None, help="class names file, when the dataset does not give them")
+    parser.add_argument("--strict", action="store_true", help="exit with status 1 on warnings too")
     parser.add_argument("--json", dest="json_path", default=None, help="also write the report as JSON to this file")
     parser.add_argument("--headers-only", action="store_true",
-                        help="read image headers only (faster; does not detect truncated images)")
+                        help="read image headers and the end of JPEG/PNG files only (faster; finds truncated files "
+                             "but not damage inside a complete one)")
     parser.add_argument("--max-problems", type=int, default=50, help="problems listed per kind (default 50)")
     parser.set_defaults(handler=check_command)
 
@@ -82,10 +93,16 @@ def register(subparsers):
 
 def convert_command(arguments):
     from defi1.detection.formats import convert_dataset
+    from defi1.detection.problems import format_problems, summary_line
 
+    problems = []
     out = convert_dataset(arguments.source, arguments.out, source_format=arguments.source_format,
                           target_format=arguments.target_format, names=arguments.names,
-                          copy_images=arguments.copy_images)
+                          copy_images=arguments.copy_images, strict=arguments.strict, overwrite=arguments.overwrite,
+                          problems=problems)
+    if problems:
+        print("\n".join(format_problems(problems, max_per_kind=arguments.max_problems, indent="")))
+        print(f"{len(problems)} problem(s) found and handled as listed: {summary_line(problems)}")
     print(f"converted {arguments.source} ({arguments.source_format}) to {arguments.target_format}: {out}")
     return 0
 
@@ -101,8 +118,11 @@ def check_command(arguments):
     if arguments.json_path:
         atomic_write_json(arguments.json_path, report.to_dict())
         print(f"report written to {arguments.json_path}")
+    if report.has_errors:
+        print("defi1: check failed: errors found (see above)")
+        return 1
     if arguments.strict and not report.ok:
-        print("defi1: check failed (--strict): errors or warnings found")
+        print("defi1: check failed (--strict): warnings found")
         return 1
     return 0
 

@@ -9,9 +9,12 @@ def register(subparsers):
         description="Build the network of a darknet cfg (YOLOv3 family), load its .weights exactly (a short, "
                     "too long or mismatching file is an error) and save a .keras model that carries its anchors, "
                     "masks, class names and input size.")
-    parser.add_argument("--cfg", required=True, help="darknet .cfg file (e.g. yolov3.cfg, yolov3-tiny.cfg)")
+    parser.add_argument("--cfg", help="darknet .cfg file (e.g. yolov3.cfg), or a built-in name: yolov3-tiny, "
+                                      "yolov3, yolov3-spp (darknet's released COCO models; default: recognised from "
+                                      "the size of --weights)")
     parser.add_argument("--weights", required=True, help="darknet .weights file")
-    parser.add_argument("--names", help="class names file, one a line (e.g. coco.names)")
+    parser.add_argument("--names", help="class names file, one a line (e.g. coco.names; default COCO's for the "
+                                        "built-in cfgs)")
     parser.add_argument("--input-size", type=int, help="default input side stored in the model (multiple of 32; "
                                                        "default: the cfg's width)")
     parser.add_argument("--out", required=True, help="output .keras file")
@@ -31,10 +34,11 @@ def convert_darknet(arguments):
     from defi1.files import atomic_save_model
     from defi1.yolo.darknet import load_darknet
     from defi1.yolo.layers import yolo_heads
+    from defi1.yolo.released import resolve_darknet_cfg
 
     _check_keras_suffix(arguments.out)
-    model = load_darknet(arguments.cfg, arguments.weights, class_names=arguments.names,
-                         input_size=arguments.input_size)
+    cfg, names = resolve_darknet_cfg(arguments.cfg, arguments.weights, arguments.names)
+    model = load_darknet(cfg, arguments.weights, class_names=names, input_size=arguments.input_size)
     path = atomic_save_model(model, arguments.out)
     heads = yolo_heads(model)
     print(f"{path}: {model.name}, {model.count_params():,} parameters, {len(heads)} heads (strides "

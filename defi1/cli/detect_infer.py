@@ -12,18 +12,24 @@ def register(subparsers):
                     "annotated .mp4 for a video) and, with --save-txt, one labels/<name>.txt per image of "
                     "'class cx cy w h confidence' lines normalised to the original image (the format "
                     "'defi1 detect evaluate --pred' reads).")
-    model = predict.add_argument_group("model (a .keras file, or a darknet cfg + weights)")
+    model = predict.add_argument_group("model (a .keras file, or darknet weights)")
     model.add_argument("--model", help="trained .keras model")
-    model.add_argument("--cfg", help="darknet .cfg (with --weights; its masks are used, so give the cfg that "
-                                     "goes with the weights)")
-    model.add_argument("--weights", help="darknet .weights (with --cfg)")
-    model.add_argument("--names", help="class names file, one a line (with --cfg; e.g. coco.names)")
+    model.add_argument("--weights", help="darknet .weights: darknet's released COCO yolov3-tiny.weights, "
+                                         "yolov3.weights or yolov3-spp.weights need nothing else")
+    model.add_argument("--cfg", help="the darknet .cfg the --weights were trained with (its masks are used), or a "
+                                     "built-in name: yolov3-tiny (the released tiny weights' cfg: second mask "
+                                     "1,2,3), yolov3, yolov3-spp (default: recognised from the size of --weights)")
+    model.add_argument("--names", help="class names file, one a line (with --weights; default COCO's for the "
+                                       "built-in cfgs)")
     predict.add_argument("--source", required=True, help="image file, folder of images, or video file")
     predict.add_argument("--conf", type=float, default=0.25, help="score threshold (objectness x class probability), "
                                                                   "default 0.25")
     predict.add_argument("--iou", type=float, default=0.45, help="per-class NMS IoU threshold, default 0.45")
     predict.add_argument("--input-size", type=int, help="network input side, a multiple of 32 (default: the "
                                                         "model's)")
+    predict.add_argument("--multi-label", action="store_true",
+                         help="a box gets every class whose score passes --conf (darknet's scoring), instead of its "
+                              "best class only (the default)")
     predict.add_argument("--max-det", type=int, default=100, help="maximum detections per image, default 100")
     predict.add_argument("--batch-size", type=int, default=8, help="images per forward pass, default 8")
     predict.add_argument("--out", default="runs/predict", help="output folder, default runs/predict")
@@ -38,7 +44,8 @@ def register(subparsers):
         description="k-means anchors of a YOLO-format dataset's boxes, scaled as the letterbox scales them to the "
                     "network input. Prints them in darknet's 'anchors =' syntax with their mean IoU (and that of "
                     "the COCO defaults for comparison). Seeded: the same data and seed give the same anchors.")
-    anchors.add_argument("--data", required=True, help="dataset YAML (train/val/test folders, names)")
+    anchors.add_argument("--data", required=True,
+                         help="dataset YAML, or any dataset 'defi1 data check' reads (Pascal VOC, COCO ...)")
     anchors.add_argument("-k", "--num-anchors", type=int, default=9, help="number of anchors (9 YOLOv3, 6 tiny)")
     anchors.add_argument("--input-size", type=int, default=416, help="network input side, default 416")
     anchors.add_argument("--seed", type=int, default=0, help="random seed, default 0")
@@ -54,7 +61,7 @@ def run_predict(arguments: argparse.Namespace):
     detector = load_detector(arguments.model, cfg=arguments.cfg, weights=arguments.weights, names=arguments.names,
                              engine=arguments.engine, input_size=arguments.input_size, conf_threshold=arguments.conf,
                              iou_threshold=arguments.iou, max_detections=arguments.max_det,
-                             batch_size=arguments.batch_size)
+                             batch_size=arguments.batch_size, multi_label=arguments.multi_label)
     report = predict_source(detector, arguments.source, arguments.out, save_txt=arguments.save_txt,
                             save_images=not arguments.no_images, progress=True)
     width, height = detector.input_size

@@ -12,7 +12,9 @@ def register(subparsers):
         description="Train YOLOv3 or tiny-YOLOv3 on a dataset YAML. Stage 1 trains with the backbone frozen for "
                     "--freeze-epochs epochs, stage 2 trains every layer at a lower learning rate. Writes best.keras, "
                     "last.keras, training_log.csv and loss_curves.png into --out.")
-    train.add_argument("--data", required=True, help="dataset YAML (train and val image folders, names)")
+    train.add_argument("--data", required=True,
+                       help="dataset YAML (train and val splits, names), or a Pascal VOC or COCO dataset with splits; "
+                            "checked once before the first epoch (unreadable images left out, listed)")
     train.add_argument("--model", default="yolov3-tiny",
                        help="yolov3, yolov3-tiny, a darknet .cfg file or a .keras model (default: yolov3-tiny)")
     train.add_argument("--weights", default=None,
@@ -62,7 +64,8 @@ def register(subparsers):
     source = evaluate.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="a .keras detector to run on the split")
     source.add_argument("--pred", help="a folder of prediction files (class cx cy w h confidence, normalised)")
-    evaluate.add_argument("--data", required=True, help="dataset YAML")
+    evaluate.add_argument("--data", required=True,
+                          help="dataset YAML, or any dataset 'defi1 data check' reads (Pascal VOC, COCO ...)")
     evaluate.add_argument("--split", default=None, choices=("train", "val", "test"),
                           help="split to evaluate (default: test with --model, val with --pred)")
     evaluate.add_argument("--out", default=None,
@@ -71,6 +74,9 @@ def register(subparsers):
     evaluate.add_argument("--conf-threshold", type=float, default=0.005, help="score threshold for mAP (0.005)")
     evaluate.add_argument("--iou-threshold", type=float, default=0.45, help="NMS IoU threshold (0.45)")
     evaluate.add_argument("--batch-size", type=int, default=8, help="images per forward pass (8)")
+    evaluate.add_argument("--multi-label", action="store_true",
+                          help="with --model: a box scores every class above the threshold (darknet's detector map), "
+                               "instead of its best class only (the default, as predict shows)")
     evaluate.set_defaults(handler=run_evaluate)
 
 
@@ -122,7 +128,8 @@ def run_evaluate(arguments: argparse.Namespace):
         out_dir = arguments.out or "runs/detect/evaluate"
         evaluate_model(arguments.model, arguments.data, arguments.split or "test", out_dir=out_dir,
                        input_size=arguments.input_size, conf_threshold=arguments.conf_threshold,
-                       iou_threshold=arguments.iou_threshold, batch_size=arguments.batch_size, progress=True)
+                       iou_threshold=arguments.iou_threshold, batch_size=arguments.batch_size, progress=True,
+                       multi_label=arguments.multi_label)
     else:
         out_dir = arguments.out or arguments.pred
         evaluate_predictions(arguments.pred, arguments.data, arguments.split or "val", out_dir=out_dir,

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from defi1.boxes import letterbox_geometry
-from defi1.detection.labels import load_dataset_yaml, read_yolo_labels
+from defi1.detection.formats.loader import load_dataset
+from defi1.detection.labels import load_ground_truth
 from defi1.errors import DataError
 from defi1.images import image_size
 from defi1.yolo.anchors import (YOLOV3_ANCHORS, YOLOV3_TINY_ANCHORS, format_anchors, kmeans_anchors,
@@ -23,7 +24,7 @@ COCO_ANCHORS = {"yolov3": YOLOV3_ANCHORS, "yolov3-tiny": YOLOV3_TINY_ANCHORS}
 COCO_INPUT_SIZE = 416
 
 
-def dataset_box_sizes(data_yaml, *, input_size=416, split="train"):
+def dataset_box_sizes(data_yaml, *, input_size=416, split="train", skipped=None):
     """Ground-truth box sizes of a YOLO-format dataset, scaled as the letterbox scales them.
 
     Each image of ``width`` × ``height`` is fitted into ``input_size`` × ``input_size`` with scale
@@ -31,32 +32,33 @@ def dataset_box_sizes(data_yaml, *, input_size=416, split="train"):
     ``w, h`` becomes ``w * width * scale, h * height * scale`` pixels.
 
     Args:
-        data_yaml: the dataset's YAML file (``train``/``val``/``test`` image folders, ``names``).
+        data_yaml: the dataset: its YAML, or any form :func:`defi1.detection.formats.load_dataset` reads.
         input_size: side of the square network input, pixels.
-        split: ``"train"``, ``"val"``, ``"test"`` or ``"all"`` (every split the YAML lists).
+        split: ``"train"``, ``"val"``, ``"test"`` or ``"all"`` (every split of the dataset).
+        skipped: a list that gets ``(path, reason)`` for each image left out because it or its label file cannot
+            be read (``defi1 data check`` lists those); without it, such a file raises.
     Returns:
         ``(N, 2)`` ``[width, height]`` pixels at ``input_size``.
     Raises:
         FileNotFoundError, DataError: missing files, unreadable labels (naming the file and line).
     """
-    config = load_dataset_yaml(data_yaml)
-    if split == "all":
-        split_names = [name for name in ("train", "val", "test") if getattr(config, name) is not None]
-    else:
-        split_names = [split]
+    index = load_dataset(data_yaml)
     sizes = []
-    for split_name in split_names:
-        for sample in config.samples(split_name):
-            if sample.is_background:
-                continue
+    for sample in index.require_samples(split):
+        if sample.is_background:
+            continue
+        try:
             width, height = image_size(sample.image_path)
-            _, boxes = read_yolo_labels(sample.label_path, num_classes=config.num_classes,
-                                        image_size=(width, height))
-            if len(boxes) == 0:
-                continue
-            scale = letterbox_geometry(width, height, input_size, input_size).scale
-            boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-            sizes.append(np.stack([boxes[:, 2] * width * scale, boxes[:, 3] * height * scale], axis=1))
+            boxes, _ = load_ground_truth(sample, (width, height), num_classes=index.num_classes or None)
+        except (DataError, OSError) as error:
+            if skipped is None:
+                raise
+            skipped.append((str(sample.image_path), str(error)))
+            continue
+        if len(boxes) == 0:
+            continue
+        scale = letterbox_geometry(width, height, input_size, input_size).scale
+        sizes.append(np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], axis=1) * scale)
     if not sizes:
         raise DataError(f"{data_yaml}: no labelled boxes in the {split!r} split")
     return np.concatenate(sizes, axis=0)
@@ -80,6 +82,7 @@ class AnchorReport:
     input_size: int
     seed: int
     coco_mean_iou: dict = field(default_factory=dict)
+    skipped: list = field(default_factory=list)
 
     def lines(self) -> list[str]:
         """The report as ``defi1 detect anchors`` prints it (the anchors in darknet's ``anchors =`` syntax)."""
@@ -88,18 +91,22 @@ class AnchorReport:
                  f"anchors = {format_anchors(self.anchors)}",
                  f"mean IoU: {self.mean_iou:.4f}"]
         lines += [f"mean IoU of the {name} COCO anchors: {value:.4f}" for name, value in self.coco_mean_iou.items()]
+        lines += [f"skipped {path}: {reason}" for path, reason in self.skipped]
+        if self.skipped:
+            lines.append(f"{len(self.skipped)} image(s) skipped (defi1 data check lists every problem)")
         return lines
 
 
 def dataset_anchors(data_yaml, k, *, input_size=416, seed=0, split="train") -> AnchorReport:
-    """k-means anchors (:func:`defi1.yolo.anchors.kmeans_anchors`) of a YOLO dataset's boxes at ``input_size``, with
+    """k-means anchors (:func:`defi1.yolo.anchors.kmeans_anchors`) of a dataset's boxes at ``input_size``, with
     the mean IoU they reach and the one the COCO defaults reach on the same boxes (scaled to ``input_size``).
 
     Raises ``ValueError`` when the split has fewer than ``k`` boxes, and the errors of :func:`dataset_box_sizes`.
     """
-    sizes = dataset_box_sizes(data_yaml, input_size=input_size, split=split)
+    skipped = []
+    sizes = dataset_box_sizes(data_yaml, input_size=input_size, split=split, skipped=skipped)
     anchors, mean_iou = kmeans_anchors(sizes, k, seed=seed)
     coco = {name: mean_best_iou(sizes, defaults * input_size / COCO_INPUT_SIZE)
             for name, defaults in COCO_ANCHORS.items()}
     return AnchorReport(sizes=sizes, anchors=anchors, mean_iou=mean_iou, split=split, input_size=int(input_size),
-                        seed=int(seed), coco_mean_iou=coco)
+                        seed=int(seed), coco_mean_iou=coco, skipped=skipped)

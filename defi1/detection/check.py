@@ -1,60 +1,34 @@
-"""``defi1 data check``: what a detection dataset holds and every problem in it.
+"""``defi1 data check``: what a detection dataset holds and every problem in it; and the same check before training.
 
-:func:`check_dataset` reads a dataset YAML (or a folder with ``images/`` and ``labels/``), counts images and objects
-per class and split, summarises box sizes, and lists each problem with the file (and line) it comes from:
+:func:`check_dataset` loads a dataset of any form the one loader reads (:func:`defi1.detection.formats.load_dataset`:
+a dataset YAML in every Ultralytics/Roboflow form, a YOLO folder, Pascal VOC, COCO, LabelMe), counts images and
+objects per class and split, summarises box sizes, and lists each problem with the file and its line (label files)
+or object (other formats): the kinds, their severities and what training does with each are in
+:mod:`defi1.detection.problems`. ``defi1 data check`` exits with status 1 when it finds an error (warnings alone:
+0), and with ``--strict`` on warnings too.
 
-* ``malformed_label`` (error): the label file cannot be read (wrong number of values, not numbers);
-* ``class_out_of_range`` (error): the line is refused (``read_yolo_labels`` raises with ``num_classes``);
-* ``negative_size`` (error): the line is refused;
-* ``unreadable_image`` (error): the image is skipped;
-* ``label_without_image`` (error): the label file is never read;
-* ``duplicate_across_splits`` (error): the same image (content hash) is in two splits, evaluation leaks;
-* ``missing_split`` (error): a split of the YAML has no folder;
-* ``box_outside_image`` (warning): the box is clipped to the image;
-* ``zero_area_box`` (warning): the box is dropped (also when it is empty once clipped);
-* ``background_image`` (info): an image without label file, trained on as having no object.
-
-``--strict`` makes the command fail on any error or warning (not on background images, which are legitimate).
+:func:`check_before_training` is the check ``defi1 detect train`` runs before its first epoch (headers only, plus
+the end of each JPEG and PNG file: a truncated image is found without decoding every pixel).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from defi1.detection.labels import (SPLITS, find_dataset_yaml, label_path_for, list_samples, load_dataset_yaml,
-                                    parse_label_file, validate_label_rows)
-from defi1.errors import DataError, ImageReadError
-from defi1.images import image_size, is_image_path, read_image
+from defi1.detection.formats.common import DatasetIndex
+from defi1.detection.formats.loader import load_dataset
+from defi1.detection.label_rows import check_label_file
+from defi1.detection.labels import REFUSED_KINDS, label_path_for, pixels_from_labels
+from defi1.detection.problems import SEVERITIES, Problem, count_by_kind, format_problems, summary_line
+from defi1.errors import ConfigError, DataError, ImageReadError
+from defi1.images import is_image_path, verify_image
 
-SEVERITIES = {"malformed_label": "error", "class_out_of_range": "error", "unreadable_image": "error",
-              "label_without_image": "error", "duplicate_across_splits": "error", "negative_size": "error",
-              "missing_split": "error", "box_outside_image": "warning", "zero_area_box": "warning",
-              "background_image": "info"}
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One problem: its ``kind`` (see the module's table), the ``path`` (and 1-based ``line``) and a message."""
-
-    kind: str
-    path: Path
-    message: str
-    line: int | None = None
-    split: str | None = None
-
-    @property
-    def severity(self) -> str:
-        return SEVERITIES[self.kind]
-
-    def __str__(self) -> str:
-        where = f"{self.path}, line {self.line}" if self.line is not None else str(self.path)
-        return f"{self.severity}: {where}: {self.message}"
+__all__ = ["SEVERITIES", "CheckReport", "Problem", "SplitSummary", "check_before_training", "check_dataset"]
 
 
 @dataclass
@@ -72,27 +46,33 @@ class SplitSummary:
 
 @dataclass
 class CheckReport:
-    """The result of :func:`check_dataset`: ``splits`` (name -> :class:`SplitSummary`), ``problems``, ``names``."""
+    """The result of :func:`check_dataset`: ``splits`` (name -> :class:`SplitSummary`), ``problems``, ``names``, the
+    loaded dataset (``index``) and ``left_out``: the images training cannot use, each with the problem why (their
+    image or annotation file cannot be read, or their label file holds a line training refuses)."""
 
     root: Path
     names: list | None
     splits: dict
     problems: list
+    index: DatasetIndex | None = None
+    left_out: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         """True when there is no error and no warning (background images are fine)."""
         return not any(problem.severity in ("error", "warning") for problem in self.problems)
 
+    @property
+    def has_errors(self) -> bool:
+        """True when some problem is an error (what makes ``defi1 data check`` exit with status 1)."""
+        return any(problem.severity == "error" for problem in self.problems)
+
     def problems_of(self, kind: str) -> list:
         return [problem for problem in self.problems if problem.kind == kind]
 
     def counts(self) -> dict:
         """Number of problems per kind."""
-        result = {}
-        for problem in self.problems:
-            result[problem.kind] = result.get(problem.kind, 0) + 1
-        return result
+        return count_by_kind(self.problems)
 
     def box_size_summary(self) -> dict:
         """Percentiles (0, 25, 50, 75, 100) of box width and height in pixels, and the COCO size buckets (small
@@ -109,16 +89,14 @@ class CheckReport:
                 "large": int(np.sum(areas >= 96 ** 2))}
 
     def to_dict(self) -> dict:
-        return {"root": str(self.root), "names": self.names, "ok": self.ok,
+        return {"root": str(self.root), "names": self.names, "ok": self.ok, "has_errors": self.has_errors,
                 "splits": {name: {"folder": str(summary.folder), "images": summary.num_images,
                                   "backgrounds": summary.num_backgrounds,
                                   "instances_per_class": summary.instances_per_class,
                                   "images_per_class": summary.images_per_class}
                            for name, summary in self.splits.items()},
                 "box_sizes": self.box_size_summary(), "problem_counts": self.counts(),
-                "problems": [{"kind": problem.kind, "severity": problem.severity, "path": str(problem.path),
-                              "line": problem.line, "split": problem.split, "message": problem.message}
-                             for problem in self.problems]}
+                "problems": [problem.to_dict() for problem in self.problems]}
 
     def format(self, *, max_problems: int = 50) -> str:
         """A readable report: a class × split table, box sizes, then the problems (the first ``max_problems`` of
@@ -148,41 +126,13 @@ class CheckReport:
                          f"{sizes['small']} small, {sizes['medium']} medium, {sizes['large']} large")
         else:
             lines.append("no box")
-        counts = self.counts()
         lines.append("")
-        if not counts:
+        if not self.problems:
             lines.append("no problem found")
         else:
-            lines.append("problems: " + ", ".join(f"{count} {kind} ({SEVERITIES[kind]})"
-                                                  for kind, count in sorted(counts.items())))
-            shown = {}
-            for problem in self.problems:
-                shown[problem.kind] = shown.get(problem.kind, 0) + 1
-                if shown[problem.kind] <= max_problems:
-                    lines.append(f"  {problem}")
-                elif shown[problem.kind] == max_problems + 1:
-                    lines.append(f"  ... {counts[problem.kind] - max_problems} more {problem.kind}")
+            lines.append("problems: " + summary_line(self.problems))
+            lines += format_problems(self.problems, max_per_kind=max_problems)
         return "\n".join(lines)
-
-
-def _resolve_splits(data):
-    """``(root, names, {split: image folder})`` for a YAML file or a folder (its YAML if it has exactly one,
-    else ``images/<split>`` subfolders, else ``images/`` as one split named "all")."""
-    data = Path(data)
-    if data.is_file():
-        config = load_dataset_yaml(data)
-        return config.root, config.names, {split: getattr(config, split) for split in SPLITS
-                                           if getattr(config, split) is not None}
-    if not data.is_dir():
-        raise FileNotFoundError(f"{data}: no such dataset YAML file or folder")
-    data_yaml = find_dataset_yaml(data)
-    if data_yaml is not None:
-        return _resolve_splits(data_yaml)
-    images = data / "images"
-    if not images.is_dir():
-        raise DataError(f"{data}: expected a dataset YAML or a folder with images/ and labels/ subfolders")
-    splits = {split: images / split for split in SPLITS if (images / split).is_dir()}
-    return data, None, splits or {"all": images}
 
 
 def _file_hash(path) -> str:
@@ -193,82 +143,98 @@ def _file_hash(path) -> str:
     return digest.hexdigest()
 
 
-def check_dataset(data, *, names=None, decode_images: bool = True, progress: bool = False) -> CheckReport:
+def check_dataset(data, *, names=None, decode_images: bool = True, progress: bool = False,
+                  find_copies: bool = True, source_format=None) -> CheckReport:
     """Check a detection dataset.
 
     Args:
-        data: a dataset YAML, or a folder (see :func:`_resolve_splits`).
-        names: class names, when the dataset has no YAML (enables the class range check).
-        decode_images: decode every image (finds truncated files); False only reads the headers.
+        data: a dataset YAML, COCO JSON or dataset folder (:func:`defi1.detection.formats.load_dataset`).
+        names: class names, when the dataset does not give them (enables the class range check).
+        decode_images: decode every image (finds any damage); False reads the headers and the end of each JPEG and
+            PNG file (finds truncated files; :func:`defi1.images.verify_image`).
         progress: tqdm progress bar.
+        find_copies: hash every image to find the same image in two splits (reads every byte).
+        source_format: the annotation format, when it cannot be told from ``data``.
     Returns:
-        a :class:`CheckReport`. Only a missing dataset or an unreadable YAML raise.
+        a :class:`CheckReport`. Only a missing dataset, or a YAML or annotation file unreadable as a whole, raise.
     """
-    root, yaml_names, split_folders = _resolve_splits(data)
-    names = list(names) if names is not None else yaml_names
-    num_classes = len(names) if names is not None else None
-    problems, summaries, hashes = [], {}, {}
-    all_samples = [(split, folder, sample) for split, folder in split_folders.items()
-                   for sample in (list_samples(folder) if folder.is_dir() else [])]
-    for split, folder in split_folders.items():
-        summaries[split] = SplitSummary(name=split, folder=folder)
-        if not folder.is_dir():
-            problems.append(Problem("missing_split", folder, "split folder does not exist", split=split))
-    sizes = {split: [] for split in split_folders}
-    iterator = all_samples
+    index = load_dataset(data, names=names, source_format=source_format)
+    names = index.names
+    problems = list(index.problems)
+    left_out = {problem.image_path: problem for problem in problems if problem.image_path is not None}
+    summaries = {split: SplitSummary(name=split, folder=(index.sources.get(split) or (index.root,))[0])
+                 for split in index.splits}
+    sizes, hashes = {split: [] for split in index.splits}, {}
+    items = [(split, sample) for split, samples in index.splits.items() for sample in samples]
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(all_samples, desc="check", unit="image")
-    for split, folder, sample in iterator:
+        items = tqdm(items, desc="check", unit="image")
+    for split, sample in items:
         summary = summaries[split]
         try:
-            if decode_images:
-                height, width = read_image(sample.image_path).shape[:2]
-            else:
-                width, height = image_size(sample.image_path)
+            width, height = verify_image(sample.image_path, decode_pixels=decode_images)
         except (ImageReadError, OSError) as error:
-            problems.append(Problem("unreadable_image", sample.image_path, f"cannot be read, skipped ({error})",
-                                    split=split))
+            problem = Problem("unreadable_image", sample.image_path, f"cannot be read, skipped ({error})",
+                              split=split, image_path=sample.image_path)
+            problems.append(problem)
+            left_out[sample.image_path] = problem
             continue
         summary.num_images += 1
-        hashes.setdefault(_file_hash(sample.image_path), []).append((split, sample.image_path))
-        if not sample.label_path.is_file():
-            summary.num_backgrounds += 1
-            problems.append(Problem("background_image", sample.image_path,
-                                    f"no label file {sample.label_path.name}: a background image (no object)",
-                                    split=split))
+        if find_copies:
+            hashes.setdefault(_file_hash(sample.image_path), []).append((split, sample.image_path))
+        class_ids, boxes = _objects(sample, split, (width, height), names, problems, left_out)
+        if class_ids is None:
             continue
-        try:
-            rows = parse_label_file(sample.label_path)
-            keep, clipped, issues = validate_label_rows(rows, num_classes=num_classes, image_size=(width, height))
-        except DataError as error:
-            located = re.match(r".*?, line (\d+): (.*)$", str(error), flags=re.S)
-            line, message = (int(located.group(1)), located.group(2)) if located else (None, str(error))
-            problems.append(Problem("malformed_label", sample.label_path, message, line=line, split=split))
-            continue
-        for kind, line_number, message in issues:
-            problems.append(Problem(kind, sample.label_path, message, line=line_number, split=split))
-        class_ids = rows.class_ids[keep]
         if len(class_ids) == 0:
             summary.num_backgrounds += 1
         for class_id, count in zip(*np.unique(class_ids, return_counts=True)):
             summary.instances_per_class[int(class_id)] = summary.instances_per_class.get(int(class_id), 0) + int(count)
             summary.images_per_class[int(class_id)] = summary.images_per_class.get(int(class_id), 0) + 1
-        sizes[split].append(clipped[keep][:, 2:] * np.array([width, height]))
-    for split, folder in split_folders.items():
-        summaries[split].box_sizes = np.concatenate(sizes[split]) if sizes[split] else np.zeros((0, 2))
-        summaries[split].instances_per_class = dict(sorted(summaries[split].instances_per_class.items()))
-        summaries[split].images_per_class = dict(sorted(summaries[split].images_per_class.items()))
-        problems.extend(_labels_without_images(folder, split))
+        sizes[split].append(boxes[:, 2:] - boxes[:, :2])
+    for split, summary in summaries.items():
+        summary.box_sizes = np.concatenate(sizes[split]) if sizes[split] else np.zeros((0, 2))
+        summary.instances_per_class = dict(sorted(summary.instances_per_class.items()))
+        summary.images_per_class = dict(sorted(summary.images_per_class.items()))
+        if index.format == "yolo":
+            for folder in index.sources.get(split, ()):
+                problems.extend(_labels_without_images(folder, split))
+    problems.extend(_copies_across_splits(hashes))
+    return CheckReport(root=Path(index.root), names=names, splits=summaries, problems=problems, index=index,
+                       left_out=left_out)
+
+
+def _objects(sample, split, image_size, names, problems, left_out):
+    """``(class_ids (N,), boxes (N, 4) xyxy pixels)`` of a readable sample, its label file's problems recorded;
+    ``(None, None)`` when its label file has no line to read (a background image, reported as such)."""
+    if sample.objects is not None:
+        if len(sample.objects.class_ids) == 0:
+            problems.append(Problem("background_image", sample.label_path, "no object: a background image",
+                                    split=split))
+        return sample.objects.class_ids, np.asarray(sample.objects.boxes, dtype=np.float64).reshape(-1, 4)
+    if not sample.label_path.is_file():
+        problems.append(Problem("background_image", sample.image_path, f"no label file {sample.label_path.name}: a "
+                                "background image (no object)", split=split))
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 4))
+    checked = check_label_file(sample.label_path, num_classes=len(names) if names is not None else None,
+                               image_size=image_size, split=split, image_path=sample.image_path)
+    problems.extend(checked.problems)
+    refused = next((problem for problem in checked.problems
+                    if problem.kind in REFUSED_KINDS or problem.image_path is not None), None)
+    if refused is not None:
+        left_out.setdefault(sample.image_path, refused)
+    return checked.class_ids, pixels_from_labels(checked.boxes, image_size)
+
+
+def _copies_across_splits(hashes) -> list:
+    problems = []
     for copies in hashes.values():
-        if len({split for split, _ in copies}) > 1:
-            first_split, first_path = copies[0]
-            for split, path in copies[1:]:
-                if split != first_split:
-                    problems.append(Problem("duplicate_across_splits", path,
-                                            f"same content as {first_path} ({first_split} split)", split=split))
-    return CheckReport(root=Path(root), names=names, splits=summaries, problems=problems)
+        first_split, first_path = copies[0]
+        for split, path in copies[1:]:
+            if split != first_split:
+                problems.append(Problem("duplicate_across_splits", path,
+                                        f"same content as {first_path} ({first_split} split)", split=split))
+    return problems
 
 
 def _labels_without_images(images_folder, split):
@@ -289,3 +255,35 @@ def _labels_without_images(images_folder, split):
                 problems.append(Problem("label_without_image", path, "no image with this name in "
                                         f"{images_folder}", split=split))
     return problems
+
+
+def check_before_training(data, *, splits=("train", "val"), log=print) -> DatasetIndex:
+    """The check ``defi1 detect train`` runs once before its first epoch: :func:`check_dataset` on headers (and the
+    end of JPEG and PNG files), without hashing images. Returns the dataset without the images training cannot use.
+
+    Every image whose file, or annotation, cannot be read (damaged, truncated, too large, a label line training
+    refuses) is left out, listed in ``log`` and counted, as Ultralytics does: a few bad photographs among hundreds
+    should not stop a run, and found here they cannot stop it in the middle of an epoch. It stops (DataError
+    listing the problems) only when a split of ``splits`` that the dataset has is left with no image.
+    """
+    report = check_dataset(data, decode_images=False, find_copies=False)
+    index = report.index
+    if not index.names:
+        raise ConfigError(f"{data}: the dataset does not name its classes (give it a dataset YAML with names)")
+    if not index.has_split("train"):
+        index.samples("train")  # ConfigError naming the splits the dataset has
+    serious = [problem for problem in report.problems if problem.severity in ("error", "warning")]
+    if serious:
+        log(f"data check: {summary_line(serious)} (defi1 data check --data {data} lists them all)")
+    if report.left_out:
+        for problem in list(report.left_out.values())[:20]:
+            log(f"  left out: {problem.where}: {problem.message}")
+        more = f" ({len(report.left_out) - 20} more not listed)" if len(report.left_out) > 20 else ""
+        log(f"{len(report.left_out)} image(s) left out of training{more}")
+        index = index.without(report.left_out)
+    for split in splits:
+        if index.has_split(split) and not index.samples(split):
+            reasons = [problem for problem in report.problems if problem.split == split and problem.severity == "error"]
+            listed = "; ".join(f"{problem.where}: {problem.message}" for problem in reasons[:5])
+            raise DataError(f"{data}: no usable image in the {split!r} split" + (f" ({listed})" if listed else ""))
+    return index

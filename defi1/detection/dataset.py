@@ -103,11 +103,11 @@ class DetectionDataset(keras.utils.PyDataset):
 
     @classmethod
     def from_yaml(cls, data_yaml, split, *, heads, **options):
-        """The dataset of one split (``train``, ``val``, ``test``) of a YOLO dataset YAML; ``options`` as the class."""
-        from defi1.detection.labels import list_samples
+        """The dataset of one split (``train``, ``val``, ``test``) of a dataset YAML, or of any dataset the one loader
+        reads (:func:`defi1.detection.formats.load_dataset`); ``options`` as the class."""
+        from defi1.detection.formats.loader import load_dataset
 
-        _, folder = split_images_dir(data_yaml, split)
-        return cls(list_samples(folder), heads=heads, **options)
+        return cls(load_dataset(data_yaml).require_samples(split), heads=heads, **options)
 
     def __len__(self):
         return math.ceil(len(self.samples) * self.repeat / self.batch_size)

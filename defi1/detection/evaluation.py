@@ -35,14 +35,13 @@ def _progress(iterable, total, enabled, description):
     return tqdm(iterable, total=total, desc=description, unit="batch")
 
 
-def _detector_for(model_or_path, *, input_size, conf_threshold, iou_threshold, max_detections):
+def _detector_for(model_or_path, *, input_size, conf_threshold, iou_threshold, max_detections, multi_label):
     if callable(getattr(model_or_path, "detect", None)):
-        return model_or_path  # a ready detector: used with its own thresholds
+        return model_or_path  # a ready detector: used with its own thresholds and scoring
     from defi1.realtime.engines import load_detector
 
-    # multi_label: a box scores every class above the threshold, as darknet's mAP evaluation does.
     return load_detector(model_or_path, input_size=input_size, conf_threshold=conf_threshold,
-                         iou_threshold=iou_threshold, max_detections=max_detections, multi_label=True)
+                         iou_threshold=iou_threshold, max_detections=max_detections, multi_label=multi_label)
 
 
 def detect_split(detector, samples, *, batch_size=8, progress=False):
@@ -60,54 +59,67 @@ def detect_split(detector, samples, *, batch_size=8, progress=False):
 
 def evaluate_model(model_or_path, data_yaml, split="test", *, out_dir=None, input_size=None,
                    conf_threshold=EVALUATION_CONF_THRESHOLD, iou_threshold=0.45, max_detections=100, batch_size=8,
-                   gallery_size=8, progress=False, print_table=True) -> dict:
+                   gallery_size=8, progress=False, print_table=True, multi_label=False) -> dict:
     """mAP of a detector on one split of a YOLO dataset, with the report of the module docstring in ``out_dir``.
 
     Args:
         model_or_path: a defi1 YOLO ``keras.Model``, a ``.keras`` file, or a :class:`~defi1.yolo.detector.Detector`
             (any object with ``detect(images) -> [Detection]`` and ``class_names``).
-        data_yaml: the dataset YAML. split: ``"train"``, ``"val"`` or ``"test"``.
+        data_yaml: the dataset: its YAML, or any form :func:`defi1.detection.formats.load_dataset` reads.
+            split: ``"train"``, ``"val"`` or ``"test"``.
         out_dir: where to write ``metrics.json``, the PR curves and the gallery (nothing written when ``None``).
         input_size: network input side (default: the one the model was trained for).
         conf_threshold, iou_threshold, max_detections: the detector's post-processing for the evaluation.
         gallery_size: images shown in the gallery.
+        multi_label: score every class above the threshold for a box (darknet's ``detector map``), instead of the
+            best class of each box (the default, what ``detect predict`` shows); a ready detector keeps its own.
     Returns:
-        :func:`defi1.detection.metrics.evaluate_detections`' dictionary plus ``split``, ``data``, ``model`` and what
-        :func:`defi1.results.record_results` records as provenance: ``dataset_fingerprint``
-        (:func:`defi1.detection.labels.split_fingerprint`), ``input_size`` (``[width, height]``) and ``thresholds``.
+        :func:`defi1.detection.metrics.evaluate_detections`' dictionary plus ``split``, ``data``, ``model``,
+        ``multi_label`` and what :func:`defi1.results.record_results` records as provenance: ``dataset_fingerprint``
+        (:func:`defi1.detection.labels.fingerprint_samples`), ``input_size`` (``[width, height]``) and
+        ``thresholds``.
     Raises:
         ConfigError: the model and the dataset disagree on the number of classes.
     """
-    from defi1.detection.dataset import split_images_dir
-    from defi1.detection.labels import list_samples, load_ground_truth, split_fingerprint
+    from defi1.detection.labels import fingerprint_samples, load_ground_truth
     from defi1.detection.metrics import evaluate_detections
 
-    config, folder = split_images_dir(data_yaml, split)
-    samples = list_samples(folder)
-    if not samples:
-        raise FileNotFoundError(f"{folder}: no images in the {split!r} split of {data_yaml}")
+    index = _load_labelled(data_yaml)
+    samples = index.require_samples(split)
     detector = _detector_for(model_or_path, input_size=input_size, conf_threshold=conf_threshold,
-                             iou_threshold=iou_threshold, max_detections=max_detections)
+                             iou_threshold=iou_threshold, max_detections=max_detections, multi_label=multi_label)
     model_classes = len(detector.class_names) if getattr(detector, "class_names", None) else None
-    if model_classes is not None and model_classes != len(config.names):
-        raise ConfigError(f"{data_yaml}: the dataset has {len(config.names)} classes but the model has "
+    if model_classes is not None and model_classes != len(index.names):
+        raise ConfigError(f"{data_yaml}: the dataset has {len(index.names)} classes but the model has "
                           f"{model_classes} ({', '.join(map(str, detector.class_names))})")
     sizes, detections = detect_split(detector, samples, batch_size=batch_size, progress=progress)
-    ground_truths = [load_ground_truth(sample, size, num_classes=len(config.names), with_difficult=True)
+    ground_truths = [load_ground_truth(sample, size, num_classes=len(index.names), with_difficult=True)
                      for sample, size in zip(samples, sizes)]
     predictions = [(detection.boxes, detection.scores, detection.class_ids) for detection in detections]
-    metrics = evaluate_detections(ground_truths, predictions, num_classes=len(config.names),
-                                  class_names=config.names, max_detections=max_detections)
+    metrics = evaluate_detections(ground_truths, predictions, num_classes=len(index.names),
+                                  class_names=index.names, max_detections=max_detections)
     metrics.update(split=split, data=str(data_yaml),
                    model=str(model_or_path) if isinstance(model_or_path, (str, Path)) else detector_name(detector),
-                   dataset_fingerprint=split_fingerprint(data_yaml, split),
+                   dataset_fingerprint=fingerprint_samples(index.names, samples),
                    input_size=list(detector.input_size) if hasattr(detector, "input_size") else None,
                    thresholds={"conf_threshold": getattr(detector, "conf_threshold", conf_threshold),
-                               "iou_threshold": getattr(detector, "iou_threshold", iou_threshold)})
+                               "iou_threshold": getattr(detector, "iou_threshold", iou_threshold)},
+                   multi_label=bool(getattr(detector, "multi_label", multi_label)))
     if out_dir is not None:
         write_report(out_dir, metrics, samples=samples[:gallery_size], ground_truths=ground_truths[:gallery_size],
-                     detections=detections[:gallery_size], class_names=config.names, print_table=print_table)
+                     detections=detections[:gallery_size], class_names=index.names, print_table=print_table)
     return metrics
+
+
+def _load_labelled(data):
+    """The dataset through the one loader (:func:`defi1.detection.formats.load_dataset`); ConfigError when it does
+    not name its classes."""
+    from defi1.detection.formats.loader import load_dataset
+
+    index = load_dataset(data)
+    if not index.names:
+        raise ConfigError(f"{data}: the dataset does not name its classes (give it a dataset YAML with names)")
+    return index
 
 
 def detector_name(detector) -> str:
@@ -119,8 +131,7 @@ def evaluate_predictions(pred_dir, data_yaml, split="val", *, out_dir=None, max_
                          progress=False, print_table=True) -> dict:
     """mAP of prediction files (``pred_dir/<image stem>.txt``, ``class cx cy w h confidence`` normalised) on one
     split; the report as :func:`evaluate_model` (``out_dir`` default: ``pred_dir``)."""
-    from defi1.detection.dataset import split_images_dir
-    from defi1.detection.labels import list_samples, load_ground_truth
+    from defi1.detection.labels import load_ground_truth
     from defi1.detection.metrics import evaluate_prediction_files, find_prediction_file, read_prediction_file
     from defi1.images import image_size
 
@@ -129,18 +140,18 @@ def evaluate_predictions(pred_dir, data_yaml, split="val", *, out_dir=None, max_
         raise FileNotFoundError(f"{pred_dir}: no such folder of prediction files")
     metrics = evaluate_prediction_files(pred_dir, data_yaml, split, max_detections=max_detections, progress=progress)
     out_dir = pred_dir if out_dir is None else out_dir
-    config, folder = split_images_dir(data_yaml, split)
-    samples = list_samples(folder)[:gallery_size]
+    index = _load_labelled(data_yaml)
+    samples = index.require_samples(split)[:gallery_size]
     ground_truths, detections = [], []
     for sample in samples:
         size = image_size(sample.image_path)
-        ground_truths.append(load_ground_truth(sample, size, num_classes=len(config.names), with_difficult=True))
-        path = find_prediction_file(pred_dir, sample, folder)
+        ground_truths.append(load_ground_truth(sample, size, num_classes=len(index.names), with_difficult=True))
+        path = find_prediction_file(pred_dir, sample)
         boxes, scores, class_ids = (read_prediction_file(path, size) if path is not None
                                     else (np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.int64)))
         detections.append(_PlainDetection(boxes, scores, class_ids))
     write_report(out_dir, metrics, samples=samples, ground_truths=ground_truths, detections=detections,
-                 class_names=config.names, print_table=print_table)
+                 class_names=index.names, print_table=print_table)
     return metrics
 
 

@@ -18,125 +18,23 @@ evaluation (:mod:`defi1.detection.metrics`) ignores detections of difficult obje
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from defi1.boxes import cxcywh_from_xyxy, xyxy_from_cxcywh
+from defi1.detection.label_rows import LabelRows, parse_label_file, validate_label_rows  # noqa: F401 (re-exported)
 from defi1.errors import ConfigError, DataError
 from defi1.files import atomic_write_text, ensure_output_dir
 from defi1.images import is_image_path
 
+#: Kinds of problem a reader of labels refuses (the others are fixed: clipped, dropped, or only reported).
+REFUSED_KINDS = ("malformed_label", "class_out_of_range", "negative_size")
 DIFFICULT_SUFFIX = ".difficult"
 SPLITS = ("train", "val", "test")
-# Coordinates a little outside [0, 1] (rounding by annotation tools) are clipped; beyond this they are an error.
-_PIXEL_COORDINATE_LIMIT = 1.5
-
-
-@dataclass(frozen=True)
-class LabelRows:
-    """The parsed lines of one label file, before any validation of the geometry.
-
-    ``class_ids`` ``(N,)`` int64, ``boxes`` ``(N, 4)`` ``[cx, cy, w, h]`` as written (normalised), ``line_numbers``
-    ``(N,)`` the 1-based line of each row, ``confidences`` ``(N,)`` or ``None`` (prediction files only).
-    """
-
-    path: Path
-    class_ids: np.ndarray
-    boxes: np.ndarray
-    line_numbers: np.ndarray
-    confidences: np.ndarray | None = None
-
-
-def parse_label_file(path, *, with_confidence=False) -> LabelRows:
-    """Parse a YOLO label file (``class cx cy w h``) or prediction file (``class cx cy w h confidence``).
-
-    Blank lines and lines starting with ``#`` are skipped. Raises :class:`FileNotFoundError` if the file is missing
-    and :class:`defi1.errors.DataError` naming the file and line for a line that is not five (six with confidence)
-    numbers, a class that is not a non-negative integer, or a value that is not finite. Geometry is not checked here.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such label file")
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # tolerate the byte-order mark some editors write
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not a text file (expected YOLO label lines 'class cx cy w h')") from error
-    expected = 6 if with_confidence else 5
-    layout = "class cx cy w h confidence" if with_confidence else "class cx cy w h"
-    class_ids, rows, line_numbers = [], [], []
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        fields = line.split()
-        if not fields or fields[0].startswith("#"):
-            continue
-        if len(fields) != expected:
-            raise DataError(f"{path}, line {line_number}: {len(fields)} values, expected {expected} ({layout}): "
-                            f"{line.strip()!r}")
-        try:
-            values = [float(field) for field in fields]
-        except ValueError as error:
-            raise DataError(f"{path}, line {line_number}: not a number ({error}), expected {layout}") from error
-        if not all(math.isfinite(value) for value in values):
-            raise DataError(f"{path}, line {line_number}: non-finite value, expected {layout}: {line.strip()!r}")
-        if values[0] < 0 or values[0] != int(values[0]):
-            raise DataError(f"{path}, line {line_number}: class {fields[0]!r} is not a non-negative integer")
-        class_ids.append(int(values[0]))
-        rows.append(values[1:])
-        line_numbers.append(line_number)
-    values = np.asarray(rows, dtype=np.float64).reshape(-1, expected - 1)
-    return LabelRows(path=path, class_ids=np.asarray(class_ids, dtype=np.int64), boxes=values[:, :4].copy(),
-                     line_numbers=np.asarray(line_numbers, dtype=np.int64),
-                     confidences=values[:, 4].copy() if with_confidence else None)
-
-
-def validate_label_rows(rows: LabelRows, *, num_classes=None, image_size=None):
-    """Check and clean parsed rows. Returns ``(keep (N,) bool, clipped_boxes (N, 4) cxcywh, issues)``.
-
-    ``issues`` is a list of ``(kind, line_number, message)`` with kind ``"class_out_of_range"`` (row dropped),
-    ``"negative_size"`` (row dropped), ``"box_outside_image"`` (clipped to the image, kept) or ``"zero_area_box"``
-    (dropped; also a box that becomes empty once clipped). ``image_size`` ``(width, height)`` only adds pixel values
-    to the messages. Coordinates beyond ±0.5 outside the image look like pixel coordinates: DataError.
-    """
-    boxes = rows.boxes
-    keep = np.ones(len(boxes), dtype=bool)
-    issues = []
-    width, height = image_size if image_size is not None else (None, None)
-    far_outside = np.any(np.abs(boxes) > _PIXEL_COORDINATE_LIMIT, axis=1)
-    if np.any(far_outside):
-        index = int(np.argmax(far_outside))
-        raise DataError(f"{rows.path}, line {rows.line_numbers[index]}: coordinates {boxes[index].tolist()} are not "
-                        "normalised (expected cx cy w h divided by the image width and height, in [0, 1])")
-    if num_classes is not None:
-        out_of_range = rows.class_ids >= num_classes
-        for index in np.flatnonzero(out_of_range):
-            issues.append(("class_out_of_range", int(rows.line_numbers[index]),
-                           f"class {rows.class_ids[index]} out of range (expected 0..{num_classes - 1})"))
-        keep &= ~out_of_range
-    negative = np.any(boxes[:, 2:] < 0, axis=1)
-    for index in np.flatnonzero(negative):
-        issues.append(("negative_size", int(rows.line_numbers[index]),
-                       f"negative width or height {boxes[index, 2:].tolist()}"))
-    keep &= ~negative
-    corners = xyxy_from_cxcywh(boxes)
-    clipped_corners = np.clip(corners, 0.0, 1.0)
-    outside = np.any(np.abs(clipped_corners - corners) > 1e-6, axis=1) & keep
-    for index in np.flatnonzero(outside):
-        extent = corners[index]
-        if width is not None:
-            extent = extent * np.array([width, height, width, height])
-        issues.append(("box_outside_image", int(rows.line_numbers[index]),
-                       f"box {np.round(extent, 4).tolist()} extends outside the image (clipped)"))
-    clipped = np.where(outside[:, None], cxcywh_from_xyxy(clipped_corners), boxes)
-    empty = (np.prod(clipped[:, 2:], axis=1) <= 0) & keep
-    for index in np.flatnonzero(empty):
-        issues.append(("zero_area_box", int(rows.line_numbers[index]),
-                       f"box {boxes[index].tolist()} has zero area inside the image (dropped)"))
-    keep &= ~empty
-    return keep, clipped, issues
 
 
 def read_yolo_labels(path, *, num_classes=None, image_size=None, strict=False):
@@ -147,14 +45,14 @@ def read_yolo_labels(path, *, num_classes=None, image_size=None, strict=False):
         num_classes: when given, a class id ``>= num_classes`` is an error (DataError naming the file and line).
         image_size: ``(width, height)`` of the image, for messages in pixels.
         strict: when True, a box outside the image or of zero area is an error too; otherwise boxes are clipped
-            to the image and empty ones dropped (``defi1 data check`` reports both).
+            to the image and empty ones dropped (``defi1 data check`` reports both, and duplicated boxes).
     Returns:
         ``(class_ids (N,) int64, boxes (N, 4) [cx, cy, w, h] normalised float64)``.
     """
     rows = parse_label_file(path)
     keep, clipped, issues = validate_label_rows(rows, num_classes=num_classes, image_size=image_size)
     for kind, line_number, message in issues:
-        if strict or kind in ("class_out_of_range", "negative_size"):
+        if kind in REFUSED_KINDS or (strict and kind in ("box_outside_image", "zero_area_box")):
             raise DataError(f"{rows.path}, line {line_number}: {message}")
     return rows.class_ids[keep], clipped[keep]
 
@@ -211,8 +109,9 @@ def write_yolo_labels(path, class_ids, boxes, *, difficult=None) -> Path:
 class DatasetConfig:
     """A dataset YAML resolved to absolute paths.
 
-    ``root``: the dataset folder. ``train``/``val``/``test``: image folders (or ``None`` when the split is absent).
-    ``names``: class names, index = class id. ``source``: the YAML file.
+    ``root``: the dataset folder. ``sources``: for each split the YAML gives, its image folders and ``.txt`` files
+    listing images, in order. ``train``/``val``/``test``: the first source of each split (or ``None`` when the split
+    is absent). ``names``: class names, index = class id. ``source``: the YAML file.
     """
 
     root: Path
@@ -221,80 +120,151 @@ class DatasetConfig:
     test: Path | None
     names: list
     source: Path | None = None
+    sources: dict = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
         return len(self.names)
 
     def split_dir(self, split: str) -> Path:
-        """The image folder of ``split`` ("train", "val" or "test"); ConfigError when the YAML has none."""
+        """The (first) image folder or list file of ``split`` ("train", "val" or "test"); ConfigError when the YAML
+        has none."""
+        return self.split_sources(split)[0]
+
+    def split_sources(self, split: str) -> tuple:
+        """Every image folder and list file of ``split``; ConfigError when the YAML has none."""
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}, expected one of {', '.join(SPLITS)}")
-        folder = getattr(self, split)
-        if folder is None:
+        if not self.sources.get(split):
             raise ConfigError(f"{self.source or self.root}: no '{split}' split in the dataset YAML")
-        return folder
+        return tuple(self.sources[split])
 
     def samples(self, split: str) -> list:
-        """The :class:`DetectionSample` list of ``split``."""
-        return list_samples(self.split_dir(split))
+        """The :class:`DetectionSample` list of ``split``: the images of each of its folders (recursively) and list
+        files, in order (FileNotFoundError for a source that does not exist)."""
+        samples = []
+        for source in self.split_sources(split):
+            samples.extend(listed_samples(source, self.root) if source.suffix.lower() == ".txt"
+                           else list_samples(source))
+        return samples
 
 
-def _names_from_yaml(value, source) -> list:
+def _yaml_line(text, key) -> str:
+    """``", line N"`` where ``key:`` starts a line of the YAML text (for messages), else ``""``."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.split(":", 1)[0].strip() == key and ":" in line:
+            return f", line {number}"
+    return ""
+
+
+def _names_from_yaml(payload, source, text) -> list:
+    value = payload.get("names")
+    where = f"{source}{_yaml_line(text, 'names')}"
+    count = _class_count(payload, source, text)
+    if value is None:
+        if count is None:
+            raise ConfigError(f"{source}: missing 'names' (the class names, a list or an {{id: name}} mapping)")
+        return [f"class{index}" for index in range(count)]  # Ultralytics' rule: nc alone names the classes
     if isinstance(value, (list, tuple)):
-        return [str(name) for name in value]
-    if isinstance(value, dict):
+        names = [str(name) for name in value]
+    elif isinstance(value, dict):
         try:
             indexed = {int(key): str(name) for key, name in value.items()}
         except (TypeError, ValueError) as error:
-            raise ConfigError(f"{source}: 'names' keys must be class ids 0..N-1") from error
+            raise ConfigError(f"{where}: 'names' keys must be class ids 0..N-1") from error
         if sorted(indexed) != list(range(len(indexed))):
-            raise ConfigError(f"{source}: 'names' ids {sorted(indexed)} are not 0..{len(indexed) - 1}")
-        return [indexed[index] for index in range(len(indexed))]
-    raise ConfigError(f"{source}: 'names' must be a list or a {{id: name}} mapping, got {type(value).__name__}")
+            raise ConfigError(f"{where}: 'names' ids {sorted(indexed)} are not 0..{len(indexed) - 1}")
+        names = [indexed[index] for index in range(len(indexed))]
+    else:
+        raise ConfigError(f"{where}: 'names' must be a list or a {{id: name}} mapping, got {type(value).__name__}")
+    if count is not None and count != len(names):
+        raise ConfigError(f"{source}{_yaml_line(text, 'nc')}: nc = {count} but {len(names)} names")
+    return names
+
+
+def _class_count(payload, source, text):
+    """The YAML's ``nc`` as an int (``None`` when absent); ConfigError naming the file, line and key otherwise."""
+    value = payload.get("nc")
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{source}{_yaml_line(text, 'nc')}: 'nc' is {value!r}, expected the number of classes "
+                          "(a whole number, e.g. nc: 3)")
+    return value
+
+
+def _dataset_root(payload, path) -> Path:
+    """The dataset root: ``path`` of the YAML (absolute; relative to the YAML's folder, else to the current folder
+    as Ultralytics resolves it), by default the YAML's folder."""
+    value = payload.get("path")
+    if not value:
+        return path.parent.resolve()
+    root = Path(str(value)).expanduser()
+    if root.is_absolute():
+        return root
+    candidates = [(path.parent / root).resolve(), root.resolve()]
+    return next((candidate for candidate in candidates if candidate.is_dir()), candidates[0])
+
+
+def _split_sources(value, root, split, source, text) -> tuple:
+    """The image folders and list files of one split's value: a path, or a list of paths, each relative to
+    ``root``. As Ultralytics does for Roboflow's exports, a relative path starting with ``../`` that does not exist
+    is also tried without it (``train: ../train/images`` in a YAML beside ``train/``)."""
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    sources = []
+    for item in items:
+        if not isinstance(item, (str, os.PathLike)) or not str(item).strip():
+            raise ConfigError(f"{source}{_yaml_line(text, split)}: '{split}' must be an image folder, a .txt file "
+                              f"listing images, or a list of them; got {item!r}")
+        text_value = str(item).strip()
+        candidate = Path(text_value).expanduser()
+        if not candidate.is_absolute():
+            candidate = (root / candidate).resolve()
+            if not candidate.exists() and text_value.startswith("../"):
+                fallback = (root / text_value[3:]).resolve()
+                candidate = fallback if fallback.exists() else candidate
+        sources.append(candidate)
+    return tuple(sources)
 
 
 def load_dataset_yaml(path) -> DatasetConfig:
-    """Read an Ultralytics-style dataset YAML: ``path`` (root; a relative one is taken from the YAML's folder, the
-    default is that folder),
-    ``train``/``val``/``test`` (image folders relative to the root), ``names`` (list or ``{id: name}``), optional
-    ``nc`` (must agree). Raises FileNotFoundError / ConfigError naming the file."""
+    """Read an Ultralytics-style dataset YAML, as Ultralytics and Roboflow write them.
+
+    ``path``: the dataset root (default the YAML's folder; a relative one is taken from the YAML's folder, else
+    from the current folder). ``train``/``val``/``test`` (``validation`` is read as ``val``): an image folder, a
+    ``.txt`` file listing images (one path a line, relative to the list's folder), or a list of them, each relative
+    to the root; ``../x`` that does not exist is read as ``x`` (Roboflow's ``train: ../train/images``).
+    ``names``: a list or an ``{id: name}`` mapping (``nc`` alone gives ``class0``...); ``nc``, when given, must
+    agree. Raises FileNotFoundError / ConfigError naming the file (and line)."""
     import yaml
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such dataset YAML file")
     try:
-        payload = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8-sig")
+        payload = yaml.safe_load(text)
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not a text file (expected a dataset YAML)") from error
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}{where}: not valid YAML ({getattr(error, 'problem', error)})") from error
     if not isinstance(payload, dict):
         raise ConfigError(f"{path}: expected a mapping with path, train, val, test, names")
-    if "names" not in payload:
-        raise ConfigError(f"{path}: missing 'names' (the class names, a list or an {{id: name}} mapping)")
-    names = _names_from_yaml(payload["names"], path)
-    if "nc" in payload and int(payload["nc"]) != len(names):
-        raise ConfigError(f"{path}: nc = {payload['nc']} but {len(names)} names")
-    root = Path(payload.get("path") or ".")
-    if not root.is_absolute():
-        root = (path.parent / root).resolve()
-    folders = {}
+    names = _names_from_yaml(payload, path, text)
+    root = _dataset_root(payload, path)
+    sources = {}
     for split in SPLITS:
-        value = payload.get(split)
-        if value in (None, "", []):
-            folders[split] = None
-            continue
-        if isinstance(value, (list, tuple)):
-            if len(value) != 1:
-                raise ConfigError(f"{path}: '{split}' lists {len(value)} folders; defi1 expects one folder per split")
-            value = value[0]
-        folder = Path(str(value))
-        folders[split] = folder if folder.is_absolute() else root / folder
-    if folders["train"] is None and folders["val"] is None:
+        key = "validation" if split == "val" and payload.get("val") in (None, "", []) else split
+        if payload.get(key) not in (None, "", []):
+            sources[split] = _split_sources(payload[key], root, key, path, text)
+    if "train" not in sources and "val" not in sources:
         raise ConfigError(f"{path}: neither 'train' nor 'val' is given (expected image folders relative to path)")
-    return DatasetConfig(root=root, names=names, source=path, **folders)
+    return DatasetConfig(root=root, names=names, source=path, sources=sources,
+                         **{split: sources[split][0] if split in sources else None for split in SPLITS})
 
 
 def find_dataset_yaml(folder) -> Path | None:
@@ -305,21 +275,34 @@ def find_dataset_yaml(folder) -> Path | None:
     return yamls[0] if len(yamls) == 1 else None
 
 
-def prepare_dataset_folder(out_dir, *, overwrite=False) -> Path:
-    """Make ``out_dir`` ready for a new YOLO dataset written by a generator and return it (created, writable).
+def dataset_folder_conflicts(out_dir, entries=("images", "labels")) -> list:
+    """The ``entries`` (files or folders) of ``out_dir`` that already exist: what writing a dataset there would mix
+    with, or replace."""
+    out_dir = Path(out_dir)
+    return [out_dir / entry for entry in entries if (out_dir / entry).exists()]
 
-    A folder that already holds ``images/`` or ``labels/`` is refused with ``FileExistsError`` unless ``overwrite``
-    (then both are removed). A stale ``data.yaml`` is removed: generators write it last, atomically, so that its
-    presence marks a complete dataset.
+
+def prepare_dataset_folder(out_dir, *, overwrite=False, entries=("images", "labels")) -> Path:
+    """Make ``out_dir`` ready for a new dataset written by a generator or a converter and return it (created,
+    writable).
+
+    A folder that already holds one of ``entries`` (by default ``images/`` or ``labels/``: a YOLO dataset) is refused
+    with ``FileExistsError`` unless ``overwrite`` (then they are removed). A stale ``data.yaml`` is removed: writers
+    write it last, atomically, so that its presence marks a complete dataset.
     """
     out_dir = Path(out_dir)
-    if any((out_dir / kind).exists() for kind in ("images", "labels")):
+    existing = dataset_folder_conflicts(out_dir, entries)
+    if existing:
         if not overwrite:
-            raise FileExistsError(f"{out_dir}: already holds images/ or labels/ (choose an empty folder or overwrite)")
-        for kind in ("images", "labels"):
-            shutil.rmtree(out_dir / kind, ignore_errors=True)
+            held = " or ".join(f"{path.name}/" if path.is_dir() else path.name for path in existing)
+            if tuple(entries) == ("images", "labels"):
+                held = "images/ or labels/"
+            raise FileExistsError(f"{out_dir}: already holds {held} (choose an empty folder or overwrite)")
+        for path in existing:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
     out_dir = ensure_output_dir(out_dir)
-    (out_dir / "data.yaml").unlink(missing_ok=True)
+    if "labels" in entries:  # a YOLO dataset
+        (out_dir / "data.yaml").unlink(missing_ok=True)
     return out_dir
 
 
@@ -341,15 +324,39 @@ def write_dataset_yaml(path, *, names, train="images/train", val="images/val", t
 
 
 @dataclass(frozen=True)
+class GroundTruth:
+    """The objects of one image, read from an annotation format other than YOLO label files (VOC, COCO):
+    ``boxes`` ``(N, 4)`` ``[x_min, y_min, x_max, y_max]`` pixels of the image, ``class_ids`` ``(N,)`` int64,
+    ``difficult`` ``(N,)`` bool, and the ``image_size`` ``(width, height)`` the annotation gives."""
+
+    boxes: np.ndarray
+    class_ids: np.ndarray
+    difficult: np.ndarray
+    image_size: tuple | None = None
+
+
+@dataclass(frozen=True)
 class DetectionSample:
-    """One image and where its label file is (``label_path`` may not exist: a background image)."""
+    """One image and its annotation: the YOLO label file at ``label_path`` (which may not exist: a background
+    image), or, for other formats, the ``objects`` read from the annotation file at ``label_path``.
+
+    ``relative``: the image's path inside its split (``a/x.jpg`` for ``images/train/a/x.jpg``; where prediction
+    files are looked for), by default its file name."""
 
     image_path: Path
     label_path: Path
+    relative: Path | None = None
+    objects: GroundTruth | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_background(self) -> bool:
+        if self.objects is not None:
+            return len(self.objects.class_ids) == 0
         return not self.label_path.is_file()
+
+    @property
+    def relative_path(self) -> Path:
+        return self.relative if self.relative is not None else Path(self.image_path.name)
 
 
 def label_path_for(image_path) -> Path:
@@ -385,22 +392,55 @@ def list_samples(images_dir) -> list:
     for folder, subfolders, files in os.walk(images_dir):
         subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
         paths.extend(Path(folder) / name for name in files if is_image_path(name) and not name.startswith("."))
-    return [DetectionSample(image_path=path, label_path=label_path_for(path)) for path in sorted(paths)]
+    return [DetectionSample(image_path=path, label_path=label_path_for(path), relative=path.relative_to(images_dir))
+            for path in sorted(paths)]
+
+
+def listed_samples(list_file, root=None) -> list:
+    """The images a ``.txt`` file lists, one path a line (Ultralytics' and CVAT's ``train.txt``), each with its
+    label path (:func:`label_path_for`). A relative path is taken from the list's folder, else from ``root``, else
+    from the current folder; a listed image that is in none of them is kept at the first place (reading it then
+    names it). Blank lines and ``#`` comments are skipped; each sample's ``relative_path`` is its file name.
+    FileNotFoundError when the list does not exist."""
+    list_file = Path(list_file)
+    if not list_file.is_file():
+        raise FileNotFoundError(f"{list_file}: no such image list file")
+    samples = []
+    for line in list_file.read_text(encoding="utf-8-sig").splitlines():
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        listed = Path(text.removeprefix("./")).expanduser()
+        candidates = [listed] if listed.is_absolute() else [
+            (folder / listed).resolve() for folder in (list_file.parent, root, Path.cwd()) if folder is not None]
+        path = next((candidate for candidate in candidates if candidate.is_file()), candidates[0])
+        samples.append(DetectionSample(image_path=path, label_path=label_path_for(path)))
+    return samples
 
 
 def split_fingerprint(data_yaml, split) -> str:
-    """Fingerprint (SHA-256 hex, :func:`defi1.fingerprint.fingerprint_entries`) of one split of a YOLO dataset: every
-    image's path relative to the split's image folder with its label file's bytes (empty for a background image),
-    each ``.difficult`` sidecar, and the class names. Records which data a metric was measured on."""
+    """Fingerprint (:func:`fingerprint_samples`) of one split of a YOLO dataset YAML. Records which data a metric
+    was measured on."""
+    config = load_dataset_yaml(data_yaml)
+    return fingerprint_samples(config.names, config.samples(split))
+
+
+def fingerprint_samples(names, samples) -> str:
+    """Fingerprint (SHA-256 hex, :func:`defi1.fingerprint.fingerprint_entries`) of a split's samples: every
+    image's path inside its split with its label file's bytes (empty for a background image) and each
+    ``.difficult`` sidecar, or the objects read from another format, and the class names."""
     import json
 
     from defi1.fingerprint import fingerprint_entries
 
-    config = load_dataset_yaml(data_yaml)
-    images_dir = config.split_dir(split)
-    entries = [("\0names", json.dumps([str(name) for name in config.names]))]
-    for sample in list_samples(images_dir):
-        name = sample.image_path.relative_to(images_dir).as_posix()
+    entries = [("\0names", json.dumps([str(name) for name in names or []]))]
+    for sample in samples:
+        name = sample.relative_path.as_posix()
+        if sample.objects is not None:
+            objects = sample.objects
+            entries.append((name, json.dumps([np.round(objects.boxes, 3).tolist(), objects.class_ids.tolist(),
+                                              objects.difficult.tolist()])))
+            continue
         entries.append((name, sample.label_path.read_bytes() if sample.label_path.is_file() else b""))
         sidecar = difficult_path(sample.label_path)
         if sidecar.is_file():
@@ -417,6 +457,11 @@ def load_ground_truth(sample, image_size, *, num_classes=None, with_difficult=Fa
         ``(boxes (N, 4) [x_min, y_min, x_max, y_max] pixels, class_ids (N,) int64)``, plus ``difficult (N,) bool``
         when ``with_difficult``. A background image gives empty arrays.
     """
+    if isinstance(sample, DetectionSample) and sample.objects is not None:
+        objects = sample.objects  # read (and checked) from another annotation format by the dataset loader
+        result = (np.asarray(objects.boxes, dtype=np.float64).reshape(-1, 4),
+                  np.asarray(objects.class_ids, dtype=np.int64).reshape(-1))
+        return result + (np.asarray(objects.difficult, dtype=bool).reshape(-1),) if with_difficult else result
     label_path = sample.label_path if isinstance(sample, DetectionSample) else Path(sample)
     width, height = image_size
     if not label_path.is_file():
@@ -425,7 +470,7 @@ def load_ground_truth(sample, image_size, *, num_classes=None, with_difficult=Fa
     rows = parse_label_file(label_path)
     keep, clipped, issues = validate_label_rows(rows, num_classes=num_classes, image_size=image_size)
     for kind, line_number, message in issues:
-        if kind in ("class_out_of_range", "negative_size"):
+        if kind in REFUSED_KINDS:
             raise DataError(f"{label_path}, line {line_number}: {message}")
     boxes = xyxy_from_cxcywh(clipped[keep]) * np.array([width, height, width, height], dtype=np.float64)
     class_ids = rows.class_ids[keep]

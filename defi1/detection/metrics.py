@@ -256,11 +256,13 @@ def read_prediction_file(path, image_size):
     return pixels_from_labels(rows.boxes, image_size), rows.confidences, rows.class_ids
 
 
-def find_prediction_file(pred_dir, sample, split_dir) -> Path | None:
-    """Where the prediction file of a sample is: ``pred_dir/<path relative to the split folder>.txt``, else
-    ``pred_dir/labels/<stem>.txt``, else ``pred_dir/<stem>.txt``; None when there is none."""
+def find_prediction_file(pred_dir, sample, split_dir=None) -> Path | None:
+    """Where the prediction file of a sample is: ``pred_dir/<path inside its split>.txt`` (the path relative to
+    ``split_dir`` when given, else the sample's ``relative_path``), else ``pred_dir/labels/<stem>.txt``, else
+    ``pred_dir/<stem>.txt``; None when there is none."""
     pred_dir = Path(pred_dir)
-    relative = Path(sample.image_path).relative_to(split_dir).with_suffix(".txt")
+    relative = (Path(sample.image_path).relative_to(split_dir) if split_dir is not None
+                else sample.relative_path).with_suffix(".txt")
     for candidate in (pred_dir / relative, pred_dir / "labels" / relative, pred_dir / relative.name,
                       pred_dir / "labels" / relative.name):
         if candidate.is_file():
@@ -277,17 +279,19 @@ def evaluate_prediction_files(pred_dir, data_yaml, split: str = "val", *, max_de
     flags (``.difficult`` sidecars) are honoured. Returns :func:`evaluate_detections`' dict plus ``split``,
     ``data`` (the YAML path) and ``images_without_predictions``.
     """
-    from defi1.detection.labels import load_dataset_yaml, load_ground_truth
+    from defi1.detection.formats.loader import load_dataset
+    from defi1.detection.labels import load_ground_truth
     from defi1.images import image_size
 
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise FileNotFoundError(f"{pred_dir}: no such prediction folder")
-    config = load_dataset_yaml(data_yaml)
-    split_dir = config.split_dir(split)
-    samples = config.samples(split)
-    if not samples:
-        raise FileNotFoundError(f"{split_dir}: no image in the '{split}' split of {data_yaml}")
+    config = load_dataset(data_yaml)
+    if not config.names:
+        from defi1.errors import ConfigError
+
+        raise ConfigError(f"{data_yaml}: the dataset does not name its classes (give it a dataset YAML with names)")
+    samples = config.require_samples(split)
     ground_truths, predictions, missing = [], [], 0
     iterator = samples
     if progress:
@@ -297,7 +301,7 @@ def evaluate_prediction_files(pred_dir, data_yaml, split: str = "val", *, max_de
     for sample in iterator:
         size = image_size(sample.image_path)
         ground_truths.append(load_ground_truth(sample, size, num_classes=config.num_classes, with_difficult=True))
-        prediction_path = find_prediction_file(pred_dir, sample, split_dir)
+        prediction_path = find_prediction_file(pred_dir, sample)
         if prediction_path is None:
             missing += 1
             predictions.append((np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.int64)))

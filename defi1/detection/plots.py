@@ -153,14 +153,13 @@ def gallery_from_prediction_files(pred_dir, data_yaml, path=None, *, split="val"
                                   score_threshold=0.25):
     """:func:`draw_detection_gallery` for ``num_images`` images of a split (a seeded choice) and the prediction
     files of ``pred_dir`` (as read by :func:`defi1.detection.metrics.evaluate_prediction_files`)."""
-    from defi1.detection.labels import load_dataset_yaml, load_ground_truth
+    from defi1.detection.formats.loader import load_dataset
+    from defi1.detection.labels import load_ground_truth
     from defi1.detection.metrics import find_prediction_file, read_prediction_file
     from defi1.images import read_image
 
-    config = load_dataset_yaml(data_yaml)
-    samples = config.samples(split)
-    if not samples:
-        raise FileNotFoundError(f"{config.split_dir(split)}: no image in the '{split}' split")
+    config = load_dataset(data_yaml)
+    samples = config.require_samples(split)
     chosen = np.sort(np.random.default_rng(seed).choice(len(samples), size=min(num_images, len(samples)),
                                                         replace=False))
     images, truths, predictions, titles = [], [], [], []
@@ -170,7 +169,7 @@ def gallery_from_prediction_files(pred_dir, data_yaml, path=None, *, split="val"
         size = (image.shape[1], image.shape[0])
         images.append(image)
         truths.append(load_ground_truth(sample, size, num_classes=config.num_classes))
-        prediction_file = find_prediction_file(pred_dir, sample, config.split_dir(split))
+        prediction_file = find_prediction_file(pred_dir, sample)
         predictions.append(read_prediction_file(prediction_file, size) if prediction_file is not None else None)
         titles.append(sample.image_path.name)
     return draw_detection_gallery(images, truths, predictions, path, class_names=config.names,

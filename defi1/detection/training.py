@@ -140,21 +140,20 @@ def _jit_compile(settings):
     return False if accelerator_name().startswith("CPU") else "auto"
 
 
-def _datasets(settings, model, train_dir, validation_dir, initial_epoch):
+def _datasets(settings, model, dataset, initial_epoch):
     """The training and (when the dataset has a val split) validation :class:`DetectionDataset` of a run."""
     from defi1.detection.dataset import DetectionDataset
-    from defi1.detection.labels import list_samples
     from defi1.yolo.heads import head_specs
 
     options = dict(heads=head_specs(model), input_size=settings.input_size, batch_size=settings.batch_size,
                    max_boxes=settings.max_boxes, seed=settings.seed, workers=settings.workers,
                    assign_threshold=settings.assign_threshold, use_multiprocessing=settings.use_multiprocessing)
-    train_data = DetectionDataset(list_samples(train_dir), augment=settings.augment, augmentation=settings.augmentation,
+    train_data = DetectionDataset(dataset.samples("train"), augment=settings.augment, augmentation=settings.augmentation,
                                   multi_scale=settings.multi_scale, multi_scale_sizes=settings.multi_scale_sizes,
                                   repeat=settings.repeat, epoch=initial_epoch, **options)
     validation_data = None
-    if validation_dir is not None:
-        validation_data = DetectionDataset(list_samples(validation_dir), augment=False, **options)
+    if dataset.has_split("val"):
+        validation_data = DetectionDataset(dataset.samples("val"), augment=False, **options)
     return train_data, validation_data
 
 
@@ -221,28 +220,28 @@ def train_detector(settings: TrainingSettings | None = None, *, callbacks=(), lo
         TrainingDivergedError: the loss became NaN or infinite (the last good checkpoint is kept).
         FileNotFoundError, ConfigError, DataError, WeightsError: bad input, named in the message.
     """
-    from defi1.detection.dataset import split_images_dir
+    from defi1.detection.check import check_before_training
 
     settings = TrainingSettings(**overrides) if settings is None else dataclasses.replace(settings, **overrides)
     settings.check()
+    dataset = check_before_training(settings.data, log=log)  # every bad image found before the first epoch
     out_dir = ensure_output_dir(settings.out_dir)
-    config, train_dir = split_images_dir(settings.data, "train")
     initial_epoch, best_value, resumed_learning_rate = _start(settings, out_dir, log)
     if settings.resume and initial_epoch >= settings.epochs:
         log(f"Nothing to do: {initial_epoch} epochs already completed (epochs={settings.epochs})")
         return _result(out_dir, initial_epoch, best_value, stopped_early=False, settings=settings)
 
     keras.utils.set_random_seed(settings.seed)
-    monitor = "val_loss" if config.val is not None else "loss"
+    monitor = "val_loss" if dataset.has_split("val") else "loss"
     nan_guard = NanGuard()
     stopped_early = False
     stages = settings.stages()
     with _precision_policy(settings.mixed_precision), distribution_scope(settings.distribute):
         model = (load_keras_model(out_dir / LAST_MODEL) if settings.resume
-                 else build_model(settings, class_names=list(config.names)))
+                 else build_model(settings, class_names=list(dataset.names)))
         if settings.batchnorm_momentum is not None:
             set_batchnorm_momentum(model, settings.batchnorm_momentum)
-        train_data, validation_data = _datasets(settings, model, train_dir, config.val, initial_epoch)
+        train_data, validation_data = _datasets(settings, model, dataset, initial_epoch)
         checkpoint = RunCheckpoint(out_dir, monitor=monitor, mode="min", best_value=best_value,
                                    state={"stage": 1, "settings": settings.record()})
         csv_logger = keras.callbacks.CSVLogger(str(out_dir / LOG_FILE), append=True)  # one log over both stages

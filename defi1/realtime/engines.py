@@ -131,8 +131,9 @@ def load_detector(model=None, *, cfg=None, weights=None, names=None, engine: str
 
     Args:
         model: a ``.keras`` file or a Keras model (a defi1 YOLO model).
-        cfg, weights, names: instead of ``model``, a darknet ``.cfg`` and ``.weights`` (and a ``.names`` file or a
-            list of class names); the Keras engine only.
+        cfg, weights, names: instead of ``model``, a darknet ``.weights`` with its ``.cfg`` (a file, a built-in
+            name such as ``yolov3-tiny``, or ``None`` for darknet's released COCO weights:
+            :mod:`defi1.yolo.released`) and a ``.names`` file or a list of class names; the Keras engine only.
         engine: ``"keras"`` (the detector's compiled forward pass) or ``"onnxruntime"`` (:func:`make_forward`; the
             export of a ``.keras`` file is cached).
         mixed_precision: Keras engine: a float16 copy of the network (GPU).
@@ -155,8 +156,8 @@ def load_detector(model=None, *, cfg=None, weights=None, names=None, engine: str
         if engine != "keras":
             raise ValueError(f"--engine {engine} needs --model MODEL.keras (export it with "
                              "'defi1 detect convert-darknet' first)")
-        if not (cfg and weights):
-            raise ValueError("no model: give --model MODEL.keras, or --cfg FILE.cfg --weights FILE.weights "
+        if not weights:
+            raise ValueError("no model: give --model MODEL.keras, or --weights FILE.weights [--cfg FILE.cfg] "
                              "[--names FILE]")
         return Detector.from_darknet(cfg, weights, names, **options)
     if names:

@@ -1,8 +1,9 @@
 """The inference API: a :class:`Detector` turns RGB images into :class:`Detection` results.
 
     detector = Detector.from_keras("runs/shapes/best.keras")          # or Detector.from_darknet(cfg, weights, names)
-    detections = detector.detect([read_image("a.jpg"), read_image("b.png")])
-    write_image("a_boxes.jpg", draw_detections(image, detections[0]))
+    detections = detector.detect(["a.jpg", PIL.Image.open("b.png"), rgb_array])  # or one image alone
+    detections = detector.detect(cv2_frame, bgr=True)                 # OpenCV's BGR frames
+    write_image("a_boxes.jpg", draw_detections(read_image("a.jpg"), detections[0]))
 
 Each image is letterboxed (:func:`defi1.boxes.letterbox_image`) to the detector's input size, the batch goes through
 one compiled call that runs the network AND decodes its heads (:meth:`defi1.yolo.inference.CompiledForward.detect`:
@@ -14,13 +15,16 @@ returns raw heads (``forward=``, e.g. ONNX Runtime) the heads are decoded on the
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from defi1.boxes import cxcywh_from_xyxy, letterbox_image
+from defi1.errors import DataError
 from defi1.files import atomic_write_text, load_keras_model
-from defi1.images import as_rgb_uint8, pixels_to_unit
+from defi1.images import as_rgb_image, as_rgb_uint8, pixels_to_unit
 from defi1.yolo.decode import Detection, decode_heads_numpy, postprocess
 from defi1.yolo.drawing import class_color, draw_detections
 from defi1.yolo.heads import head_specs, input_width_height
@@ -103,10 +107,14 @@ class Detector:
     @classmethod
     def from_darknet(cls, cfg, weights, names=None, *, input_size=None, **options):
         """Build a model from a darknet ``.cfg`` and load its ``.weights`` (:func:`defi1.yolo.darknet.load_darknet`;
-        the heads' masks come from this cfg, so use the cfg that goes with the weights). ``names``: a ``.names``
-        file or a list of class names."""
+        the heads' masks come from this cfg, so use the cfg that goes with the weights). ``cfg`` may also be a
+        built-in name (``"yolov3-tiny"``, ``"yolov3"``, ``"yolov3-spp"``: darknet's released COCO models, see
+        :mod:`defi1.yolo.released`) or ``None`` (the released model of the weights' size). ``names``: a ``.names``
+        file or a list of class names (COCO's for a built-in cfg)."""
         from defi1.yolo.darknet import load_darknet
+        from defi1.yolo.released import resolve_darknet_cfg
 
+        cfg, names = resolve_darknet_cfg(cfg, weights, names)
         model = load_darknet(cfg, weights, class_names=names, input_size=input_size)
         return cls(model, input_size=input_size, **options)
 
@@ -160,23 +168,50 @@ class Detector:
         return self.postprocess(self.infer(batch), letterboxes, sizes, conf_threshold=conf_threshold,
                                 iou_threshold=iou_threshold)
 
-    def detect(self, images, **thresholds) -> list[Detection]:
-        """Detect objects in one RGB ``uint8`` image ``(height, width, 3)`` or a list of them.
+    def detect(self, images, *, bgr: bool = False, **thresholds) -> list[Detection]:
+        """Detect objects in images as users hold them, alone or in a list (like ``model(source)`` of the
+        predictors students know).
 
-        Grayscale ``(H, W)`` and RGBA ``(H, W, 4)`` arrays are converted. Images are processed ``batch_size`` at a
-        time. Returns a list of :class:`Detection` (one per image, also for a single image), boxes in pixels of each
-        original image.
+        Args:
+            images: an image file path, a ``PIL.Image``, a numpy array (RGB ``uint8`` ``(height, width, 3)``;
+                grayscale ``(H, W)`` and RGBA ``(H, W, 4)`` are converted), a batch array ``(N, H, W, 3)``, or a list
+                mixing them (:func:`defi1.images.as_rgb_image`).
+            bgr: the arrays are OpenCV frames (BGR, as ``cv2.imread`` and ``cv2.VideoCapture`` give them).
+            thresholds: ``conf_threshold``, ``iou_threshold`` for this call.
+        Returns:
+            one :class:`Detection` per image (a list, also for a single image), boxes in pixels of that image,
+            ``image_size`` its ``(width, height)``. Images go through the network ``batch_size`` at a time.
+        Raises:
+            TypeError / ValueError / FileNotFoundError naming the bad input (``images[2]``, or its file).
         """
-        if isinstance(images, np.ndarray) and images.ndim in (2, 3):
-            images = [images]
-        images = list(images)
+        images = _image_list(images, bgr=bgr)
         detections = []
         for start in range(0, len(images), self.batch_size):
             detections.extend(self.detect_batch(images[start:start + self.batch_size], **thresholds))
         return detections
 
-    def __call__(self, images, **thresholds) -> list[Detection]:
-        return self.detect(images, **thresholds)
+    def __call__(self, images, **options) -> list[Detection]:
+        return self.detect(images, **options)
+
+
+def _image_list(images, *, bgr=False) -> list:
+    """RGB ``uint8`` arrays from one image or a list of them (:meth:`Detector.detect`); errors name the input."""
+    single = isinstance(images, (str, os.PathLike, Image.Image)) or (isinstance(images, np.ndarray)
+                                                                     and images.ndim in (2, 3))
+    items = [images] if single else list(images) if isinstance(images, (list, tuple, np.ndarray)) else None
+    if items is None:
+        raise TypeError(f"expected an image (file path, PIL.Image, numpy array) or a list of them, got "
+                        f"{type(images).__name__}")
+    converted = []
+    for index, item in enumerate(items):
+        try:
+            converted.append(as_rgb_image(item, bgr=bgr))
+        except (TypeError, ValueError) as error:
+            where = "image" if single else f"images[{index}]"
+            if isinstance(error, DataError):  # a file that cannot be read: its message names it
+                raise
+            raise type(error)(f"{where}: {error}") from error
+    return converted
 
 
 def infer_decoded(forward, batch, heads, *, input_size=None):

@@ -121,3 +121,21 @@ def test_smoke_help(capsys):
             main(["classify", command, "--help"])
         assert exit_info.value.code == 0
     assert "--resume" in capsys.readouterr().out
+
+
+def test_a_decompression_bomb_is_skipped_by_train_and_predict(trained, tmp_path, capsys):
+    # Issue 12: a header declaring 60000 x 60000 pixels crashed both with PIL's DecompressionBombError.
+    from tests.conftest import write_decompression_bomb
+
+    data = write_tree(tmp_path / "data", per_class=8)
+    write_decompression_bomb(data / "1" / "huge.png")
+    assert main(["classify", "train", str(data), str(tmp_path / "run"), "--model", "dropout_mlp", "--image-size", "8",
+                 "--grayscale", "--epochs", "1", "--batch-size", "8", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"skipped \S*huge\.png: image too large to read", out)
+    _data, run, _ = trained
+    assert main(["classify", "predict", str(run / "model.keras"), str(data / "1"), "--out", str(tmp_path / "p.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "8 image(s) classified, 1 skipped" in out and "huge.png: image too large to read" in out
+    assert main(["classify", "predict", str(run / "model.keras"), str(data / "1" / "huge.png")]) == 1
+    assert "huge.png: image too large to read" in capsys.readouterr().err

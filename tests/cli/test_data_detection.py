@@ -25,7 +25,13 @@ def test_shapes_then_check(tmp_path, capsys):
     line = len(label.read_text().splitlines())
     assert main(["data", "check", "--data", str(tmp_path / "s"), "--strict"]) == 1
     assert f"{label}, line {line}: class 9 out of range (expected 0..4)" in capsys.readouterr().out
+    # An error fails the check without --strict too (issue 11); a warning alone (a box clipped) does not.
+    assert main(["data", "check", "--data", str(tmp_path / "s")]) == 1
+    assert "defi1: check failed: errors found" in capsys.readouterr().out
+    label.write_text(label.read_text().replace("9 0.5 0.5 0.1 0.1\n", "0 0.98 0.5 0.1 0.1\n"))
     assert main(["data", "check", "--data", str(tmp_path / "s")]) == 0
+    assert "box_outside_image (warning)" in capsys.readouterr().out
+    assert main(["data", "check", "--data", str(tmp_path / "s"), "--strict"]) == 1
 
 
 def test_convert_voc_to_yolo(tmp_path, capsys):

@@ -142,3 +142,30 @@ def test_predict_onnxruntime_engine_needs_a_keras_model(tmp_path, capsys):
     code, _, stderr = run(["detect", "predict", "--cfg", "a.cfg", "--weights", "a.weights", "--source", "x.jpg",
                            "--engine", "onnxruntime"], capsys)
     assert code == 1 and "--engine onnxruntime needs --model" in stderr
+
+
+def test_predict_skips_a_decompression_bomb_in_a_folder_and_names_it_alone(constant_model_path, tmp_path, capsys,
+                                                                          decompression_bomb):
+    # Issue 12: PIL's DecompressionBombError is not an OSError and escaped as a traceback.
+    Image.new("RGB", (128, 64), "white").save(decompression_bomb.parent / "wide.png")
+    code, stdout, _ = run(["detect", "predict", "--model", str(constant_model_path), "--source",
+                           str(decompression_bomb.parent), "--out", str(tmp_path / "out")], capsys)
+    assert code == 0 and "1 image(s) at 64x64, 4 detection(s)" in stdout
+    assert "huge.png: image too large to read" in stdout and "1 file(s) skipped" in stdout
+    code, _, stderr = run(["detect", "predict", "--model", str(constant_model_path), "--source",
+                           str(decompression_bomb), "--out", str(tmp_path / "out2")], capsys)
+    assert code == 1 and "huge.png: image too large to read" in stderr
+
+
+def test_predict_multi_label_scores_every_class_above_the_threshold(constant_model_path, tmp_path, capsys):
+    # Each cell: objectness 0.8, class 1 with 0.9 (score 0.72), class 0 with sigmoid(-5) = 0.00669 (score 0.00535).
+    Image.new("RGB", (128, 64), "white").save(tmp_path / "wide.png")
+    for flag, expected in (([], 4), (["--multi-label"], 8)):
+        code, stdout, _ = run(["detect", "predict", "--model", str(constant_model_path), "--source",
+                               str(tmp_path / "wide.png"), "--out", str(tmp_path / f"out{len(flag)}"), "--conf", "0.005",
+                               "--save-txt", *flag], capsys)
+        assert code == 0 and f"{expected} detection(s)" in stdout
+    lines = (tmp_path / "out1" / "labels" / "wide.txt").read_text().splitlines()
+    assert lines[:4] == WIDE_LINES.splitlines()
+    assert [line.split()[0] for line in lines[4:]] == ["0"] * 4
+    assert {line.split()[-1] for line in lines[4:]} == {f"{0.8 / (1 + math.exp(5)):.6f}"}

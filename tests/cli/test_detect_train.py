@@ -114,3 +114,13 @@ def test_cli_train_maps_every_option_to_the_settings(monkeypatch, tmp_path):
     assert (settings.input_size, settings.epochs, settings.freeze_epochs, settings.batch_size) == (320, 30, 5, 4)
     assert settings.resume and settings.mixed_precision and settings.multi_scale and settings.distribute
     assert not settings.augment and settings.anchors == "kmeans" and settings.out_dir == str(tmp_path)
+
+
+def test_cli_evaluate_multi_label_reaches_the_detector(dataset, tmp_path, monkeypatch):  # noqa: F811
+    import defi1.detection.evaluation as evaluation
+
+    asked = []
+    monkeypatch.setattr(evaluation, "evaluate_model", lambda *args, **options: asked.append(options) or {})
+    for flags in ([], ["--multi-label"]):
+        assert main(["detect", "evaluate", "--model", "m.keras", "--data", str(dataset), *flags]) == 0
+    assert [options["multi_label"] for options in asked] == [False, True]

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from defi1.detection.check import check_dataset
+from defi1.detection.check import check_before_training, check_dataset
 from defi1.detection.labels import write_dataset_yaml
+from defi1.errors import DataError
 from defi1.images import write_image
 
 pytestmark = pytest.mark.backend_agnostic  # numpy only: must pass under every Keras backend
@@ -118,3 +119,79 @@ def test_malformed_label_and_missing_split(clean_dataset):
     assert {problem.kind for problem in report.problems} == {"malformed_label", "missing_split"}
     [malformed] = report.problems_of("malformed_label")
     assert malformed.line == 1 and malformed.message.startswith("4 values, expected 5")
+
+
+def test_every_malformed_line_and_duplicate_lines_are_reported(clean_dataset):
+    _label(clean_dataset, "labels/train/a.txt", "0 0.5 0.5 0.5\n0 0.5 0.5 0.5 0.5\nx 0.1 0.1 0.1 0.1\n"
+                                                "0 0.5 0.5 0.5 0.5\n1 0.2 0.2 0.1 0.1\n1 0.205 0.2 0.1 0.1\n")
+    report = check_dataset(clean_dataset / "data.yaml")
+    assert [(problem.kind, problem.line) for problem in report.problems] == [
+        ("malformed_label", 1), ("malformed_label", 3), ("duplicate_box", 4), ("duplicate_box", 6)]
+    duplicates = report.problems_of("duplicate_box")
+    assert duplicates[0].message.startswith("repeats line 2 (same class, same box)")
+    # Line 6 is line 5 shifted by 0.005 (0.4 pixel of an 80-pixel image), as labelImg's copies are: IoU 0.095 / 0.105.
+    assert duplicates[1].message.startswith("repeats line 5 (same class, IoU 0.90)")
+    # Duplicated boxes are kept (reported, not dropped): a.txt 2 + 2, b.txt 1 of class 1.
+    assert report.has_errors and report.splits["train"].instances_per_class == {0: 2, 1: 3}
+
+
+def test_a_decompression_bomb_is_an_unreadable_image(clean_dataset):
+    from tests.conftest import write_decompression_bomb
+
+    write_decompression_bomb(clean_dataset / "images/val/huge.png")
+    for decode in (True, False):
+        report = check_dataset(clean_dataset / "data.yaml", decode_images=decode)
+        [problem] = report.problems_of("unreadable_image")
+        assert problem.path.name == "huge.png" and "image too large to read" in problem.message
+        assert report.has_errors and report.splits["val"].num_images == 1
+
+
+def test_headers_only_finds_truncated_images_without_decoding(clean_dataset):
+    pixels = np.random.default_rng(0).integers(0, 255, (40, 80, 3), dtype=np.uint8)
+    write_image(clean_dataset / "images/train/photo.jpg", pixels)
+    data = (clean_dataset / "images/train/photo.jpg").read_bytes()
+    (clean_dataset / "images/train/photo.jpg").write_bytes(data[:len(data) // 2])
+    report = check_dataset(clean_dataset / "data.yaml", decode_images=False)
+    [problem] = report.problems_of("unreadable_image")
+    assert problem.path.name == "photo.jpg" and problem.split == "train"
+
+
+def test_check_before_training_leaves_bad_images_out_once(clean_dataset):
+    # A truncated image in val and a label training refuses in train: both found before the first epoch.
+    pixels = np.random.default_rng(0).integers(0, 255, (40, 80, 3), dtype=np.uint8)
+    write_image(clean_dataset / "images/val/photo.png", pixels)
+    data = (clean_dataset / "images/val/photo.png").read_bytes()
+    (clean_dataset / "images/val/photo.png").write_bytes(data[:len(data) // 2])
+    _label(clean_dataset, "labels/train/b.txt", "7 0.5 0.5 0.2 0.2\n")
+    logged = []
+    index = check_before_training(clean_dataset / "data.yaml", log=logged.append)
+    assert [sample.image_path.name for sample in index.samples("train")] == ["a.png"]
+    assert [sample.image_path.name for sample in index.samples("val")] == ["c.png"]
+    assert logged[0].startswith("data check: 1 class_out_of_range (error), 1 unreadable_image (error)")
+    assert any("b.txt, line 1: class 7 out of range" in line for line in logged)
+    assert logged[-1] == "2 image(s) left out of training"
+    (clean_dataset / "images/val/c.png").write_bytes(b"broken")
+    with pytest.raises(DataError, match=r"no usable image in the 'val' split \(.*c\.png: cannot be read"):
+        check_before_training(clean_dataset / "data.yaml", log=logged.append)
+
+
+def test_bccd_lists_every_imperfect_annotation(shared_dir):
+    bccd = shared_dir / "datasets" / "bccd" / "BCCD"
+    if not bccd.is_dir():
+        pytest.skip(f"BCCD not found at {bccd}")
+    report = check_dataset(bccd, decode_images=False)
+    found = [(problem.kind, problem.path.name, problem.location) for problem in report.problems]
+    # What BCCD's labelImg annotations hold (found by this check, verified by reading the XML files): two boxes of
+    # no area, and seven boxes drawn twice (the copy shifted by 2 pixels, IoU 0.92-0.93).
+    assert found == [("duplicate_box", "BloodImage_00020.xml", "object 15"),
+                     ("duplicate_box", "BloodImage_00100.xml", "object 3"),
+                     ("duplicate_box", "BloodImage_00104.xml", "object 14"),
+                     ("duplicate_box", "BloodImage_00251.xml", "object 8"),
+                     ("duplicate_box", "BloodImage_00284.xml", "object 2"),
+                     ("duplicate_box", "BloodImage_00331.xml", "object 3"),
+                     ("zero_area_box", "BloodImage_00338.xml", "object 13"),
+                     ("zero_area_box", "BloodImage_00343.xml", "object 4"),
+                     ("duplicate_box", "BloodImage_00403.xml", "object 4")]
+    assert "BloodImage_00338.xml, object 13: box [504.0, 337.0, 504.0, 337.0] has no area" in report.format()
+    assert not report.has_errors and not report.ok  # warnings only: the command exits 0
+    assert [report.splits[split].num_images for split in ("train", "val", "test")] == [205, 87, 72]

@@ -99,3 +99,20 @@ def test_prediction_files_equal_to_the_labels_score_one(dataset, tmp_path):
     metrics = evaluate_predictions(pred_dir, dataset, "test", print_table=False)
     assert metrics["map50"] == pytest.approx(1.0) and metrics["map50_95"] == pytest.approx(1.0)
     assert (pred_dir / "metrics.json").is_file() and (pred_dir / "gallery.png").is_file()
+
+
+def test_multi_label_is_darknet_scoring_and_recorded(mini_model, tmp_path):
+    # Best class per box by default (what predict shows); --multi-label scores every class above the threshold.
+    for name in ("a", "b"):
+        write_image(tmp_path / "images" / "test" / f"{name}.png",
+                    np.random.default_rng(len(name) + ord(name)).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+        write_yolo_labels(tmp_path / "labels" / "test" / f"{name}.txt", [0, 1], [[0.3, 0.3, 0.2, 0.2],
+                                                                                 [0.7, 0.7, 0.3, 0.3]])
+    data_yaml = write_dataset_yaml(tmp_path / "data.yaml", names=["cat", "dog"], train="images/test",
+                                   val="images/test", test="images/test")
+    single = evaluate_model(mini_model, data_yaml, "test", print_table=False, conf_threshold=0.05)
+    multi = evaluate_model(mini_model, data_yaml, "test", print_table=False, conf_threshold=0.05, multi_label=True)
+    assert (single["multi_label"], multi["multi_label"]) == (False, True)
+    # Both classes of a box pass the threshold here: more detections (111 against 153 under TensorFlow), at most
+    # max_detections (100) per image.
+    assert single["num_detections"] < multi["num_detections"] <= 200

@@ -148,8 +148,17 @@ def test_bad_sources_are_reported(voc_source, tmp_path):
     with pytest.raises(ValueError, match="unknown format 'darknet'"):
         convert_dataset(voc_source, tmp_path / "o4", source_format="darknet", target_format="yolo")
     (voc_source / "Annotations" / "course.xml").write_text(_voc_xml("course.jpg", 300, 208, VOC_OBJECTS["course"][2]))
-    with pytest.raises(DataError, match="class.*dog not in the class names"):
-        convert_dataset(voc_source, tmp_path / "o5", source_format="voc", target_format="yolo", names=["person"])
+    # A class outside the names given is one bad object, not a bad dataset: dropped and listed (issue 11); --strict
+    # makes it fatal.
+    with pytest.raises(DataError, match="class.*dog.* not in the class names"):
+        convert_dataset(voc_source, tmp_path / "o5", source_format="voc", target_format="yolo", names=["person"],
+                        strict=True)
+    problems = []
+    convert_dataset(voc_source, tmp_path / "o6", source_format="voc", target_format="yolo", names=["person"],
+                    problems=problems)
+    assert [(problem.kind, problem.path.name, problem.location) for problem in problems] == [
+        ("unknown_class", "course.xml", "object 1"), ("unknown_class", "street.xml", "object 2")]
+    assert (tmp_path / "o6/labels/course.txt").read_text() == ""
 
 
 def test_splits_survive_voc_and_keras_yolo3(tmp_path):

@@ -87,7 +87,7 @@ def test_load_detector_from_darknet_files(tiny_darknet):
     ({"model": "a.keras", "cfg": "a.cfg", "weights": "a.weights"}, "give either --model .* not both"),
     ({"model": "a.keras", "names": "coco.names"}, "--names goes with --cfg/--weights"),
     ({"cfg": "a.cfg", "weights": "a.weights", "engine": "onnxruntime"}, "--engine onnxruntime needs --model"),
-    ({"cfg": "a.cfg"}, "no model: give --model MODEL.keras, or --cfg FILE.cfg --weights FILE.weights"),
+    ({"cfg": "a.cfg"}, r"no model: give --model MODEL.keras, or --weights FILE.weights \[--cfg FILE.cfg\]"),
     ({"model": "a.keras", "engine": "tensorrt"}, "unknown engine 'tensorrt'"),
 ])
 def test_load_detector_refuses_contradictory_requests(arguments, message):

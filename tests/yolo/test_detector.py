@@ -213,3 +213,43 @@ def test_targets_loss_and_detector_agree_after_training():
     matched = [len(detection) > 0 and box_iou(detection.boxes[:1], boxes)[0, 0] > 0.7
                for detection, boxes in zip(detections, boxes_list)]
     assert np.mean(matched) >= 0.9
+
+
+def test_detect_takes_images_as_users_hold_them(tiny_model, tmp_path):
+    from PIL import Image
+
+    from defi1.images import bgr_from_rgb, read_image, write_image
+
+    detector = Detector(tiny_model, conf_threshold=0.01)
+    pixels = np.random.default_rng(1).integers(0, 255, (48, 80, 3), dtype=np.uint8)
+    path = write_image(tmp_path / "photo.png", pixels)
+    reference = detector.detect(pixels)[0]
+    assert reference.image_size == (80, 48) and len(reference) > 0
+    given = [str(path), path, Image.open(path), bgr_from_rgb(pixels)]
+    results = detector.detect(given[:3] + [read_image(path)])  # file paths (str, Path), a PIL image, an array
+    results += detector.detect(given[3], bgr=True)  # an OpenCV frame, said to be BGR
+    for result in results:
+        np.testing.assert_allclose(result.boxes, reference.boxes, atol=1e-4)
+        np.testing.assert_allclose(result.scores, reference.scores, atol=1e-6)
+        assert result.image_size == (80, 48)
+    # A batch array (N, H, W, 3) is N images; each result keeps its image's size in a mixed list.
+    assert len(detector.detect(np.stack([pixels, pixels]))) == 2
+    sizes = [result.image_size for result in detector.detect([pixels, np.zeros((30, 20, 3), np.uint8)])]
+    assert sizes == [(80, 48), (20, 30)]
+    assert detector(str(path))[0].image_size == (80, 48)  # detector(source), like the predictors students know
+
+
+def test_detect_errors_name_the_bad_input(tmp_path):
+    detector = Detector(constant_model())
+    image = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(TypeError, match=r"images\[1\]: expected an image file path, a PIL.Image or a numpy array"):
+        detector.detect([image, 5])
+    with pytest.raises(ValueError, match=r"images\[2\]: expected an RGB uint8 image .* got dtype float64"):
+        detector.detect([image, image, image / 255.0])
+    with pytest.raises(FileNotFoundError, match=r"missing\.jpg: no such image file"):
+        detector.detect([image, tmp_path / "missing.jpg"])
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(ValueError, match=r"broken\.jpg: cannot decode image"):
+        detector.detect(str(tmp_path / "broken.jpg"))
+    with pytest.raises(TypeError, match="expected an image .* or a list of them, got int"):
+        detector.detect(3)
