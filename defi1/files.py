@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -26,6 +27,10 @@ def ensure_output_dir(path) -> Path:
     if not os.access(path, os.W_OK | os.X_OK):
         raise PermissionError(f"{path}: the output folder is not writable")
     return path
+
+
+#: The name :class:`AtomicOutput` gives its temporary file: ``.<stem>.tmp<pid>-<8 hex digits><suffix>``.
+_TEMPORARY_NAME = re.compile(r"\.(?:.*)\.tmp(\d+)-[0-9a-f]{8}(?:\..*)?")
 
 
 class AtomicOutput:
@@ -101,11 +106,58 @@ def atomic_copy(source, path) -> Path:
     return Path(path)
 
 
-def atomic_save_model(model, path) -> Path:
-    """Save a Keras model to ``path`` (``.keras``) atomically: the previous file stays intact until the new one is whole."""
+def atomic_save_model(model, path, *, include_optimizer=True) -> Path:
+    """Save a Keras model to ``path`` (``.keras``) atomically: the previous file stays intact until the new one is whole.
+
+    ``include_optimizer=False`` writes the architecture and the weights only (no compile settings, no optimizer
+    state such as Adam's two moments and the weights' moving average: about a quarter of the size of a checkpoint
+    that can resume training). The model is saved through a second, uncompiled model sharing its layers
+    (:func:`weights_only_view`), so nothing is copied and the model being trained is left as it was."""
     with AtomicOutput(path) as temporary:
-        model.save(temporary)
+        (model if include_optimizer else weights_only_view(model)).save(temporary)
     return Path(path)
+
+
+def weights_only_view(model):
+    """An uncompiled Keras model with the same layers (shared, not copied) and the same config as ``model``: what
+    :func:`atomic_save_model` writes without the optimizer. A model never compiled is returned as it is."""
+    import keras
+
+    if getattr(model, "optimizer", None) is None:
+        return model
+    if isinstance(model, keras.Sequential):
+        return keras.Sequential([keras.Input(batch_shape=model.input_shape, dtype=model.inputs[0].dtype),
+                                 *model.layers], name=model.name)
+    return keras.Model(inputs=model.inputs, outputs=model.outputs, name=model.name)
+
+
+def remove_stale_temporaries(folder) -> list[Path]:
+    """Remove the temporary files that an interrupted :class:`AtomicOutput` left in ``folder`` (a process killed while
+    writing: ``.last.tmp<pid>-<random>.keras``); those of a process still running are kept. Returns the paths
+    removed."""
+    removed = []
+    for path in sorted(Path(folder).glob(".*.tmp*-*")):
+        match = _TEMPORARY_NAME.fullmatch(path.name)
+        if match is None or _process_alive(int(match.group(1))):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but belongs to someone else
+        return True
+    return True
 
 
 def load_keras_model(path, *, compile=False):

@@ -2,30 +2,60 @@
 
 A run folder holds::
 
-    best.keras     the model with the best monitored value so far
-    last.keras     the model after the last complete epoch (with its optimizer state: what resuming loads)
+    best.keras     the model with the best monitored value so far: architecture and weights only (no optimizer state,
+                   so its size is that of the weights)
+    last.keras     the model after the last complete epoch with its optimizer state: what resuming loads
     state.json     epochs completed, monitored metric, best value and epoch, learning rate, plus the caller's fields
     <history>.csv  one row per epoch (Keras ``CSVLogger``), read back by :func:`read_csv_history`
 
 Every file is written atomically (:mod:`defi1.files`), so an interruption never leaves half a file: after Ctrl-C
-the run folder describes the last complete epoch.
+the run folder describes the last complete epoch. A write that fails (disk full) raises :class:`CheckpointWriteError`,
+the files of the last good epoch untouched.
+
+A new run never replaces an old one: :func:`new_run_dir` gives ``runs/detect/train2``, ``train3`` ... when
+``runs/detect/train`` already holds a run.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import math
+import re
 from pathlib import Path
 
 import keras
 
-from defi1.errors import DataError
+from defi1.errors import DataError, Defi1Error
 from defi1.files import atomic_save_model, atomic_write_json
 
 BEST_MODEL = "best.keras"
 LAST_MODEL = "last.keras"
 STATE_FILE = "state.json"
+
+
+class CheckpointWriteError(Defi1Error, OSError):
+    """A checkpoint could not be written (disk full, folder removed); the message says which file, why, and which
+    checkpoint is still intact."""
+
+
+def new_run_dir(path, *, exist_ok=False) -> Path:
+    """The folder for a new run asked to write to ``path`` (not created here): ``path`` itself when it does not exist
+    or is empty, or when ``exist_ok``; otherwise the first of ``path2``, ``path3`` ... that does not exist or is
+    empty, so that an earlier run is never overwritten (``runs/detect/train`` -> ``runs/detect/train2``)."""
+    path = Path(path)
+    if exist_ok or _free(path):
+        return path
+    stem = re.sub(r"\d+$", "", path.name) if re.search(r"\D\d+$", path.name) else path.name
+    number = 2
+    while not _free(path.with_name(f"{stem}{number}")):
+        number += 1
+    return path.with_name(f"{stem}{number}")
+
+
+def _free(path: Path) -> bool:
+    return not path.exists() or (path.is_dir() and not any(path.iterdir()))
 
 
 def write_run_state(run_dir, state: dict) -> Path:
@@ -73,7 +103,8 @@ def learning_rate_of(model) -> float | None:
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """After each complete epoch: ``last.keras``, ``best.keras`` when ``monitor`` improved, and ``state.json``.
+    """After each complete epoch: ``best.keras`` (weights only) when ``monitor`` improved, ``last.keras`` (with the
+    optimizer state) and ``state.json``.
 
     An epoch whose training loss is NaN or infinite writes nothing (the files stay those of the last good epoch).
 
@@ -81,7 +112,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         run_dir: the run folder.
         monitor: the logged quantity that chooses the best model (``"val_loss"``, ``"val_accuracy"`` ...); an epoch
             without it raises ``KeyError`` (validation data is needed to choose the best model).
-        mode: ``"min"`` (losses) or ``"max"`` (accuracies).
+        mode: ``"min"`` (losses) or ``"max"`` (accuracies, mAP).
         best_value, best_epoch: the best so far (when resuming a run).
         state: more fields for ``state.json`` (e.g. ``{"stage": 2}``); the caller may change them between epochs.
 
@@ -118,11 +149,27 @@ class RunCheckpoint(keras.callbacks.Callback):
             raise KeyError(f"metric {self.monitor!r} not in the training logs ({', '.join(logs)}); "
                            f"validation data is needed to choose the best model")
         value = float(logs[self.monitor])
-        atomic_save_model(self.model, self.run_dir / LAST_MODEL)
-        if self._improved(value):
+        improved = self._improved(value)
+        if improved:  # best first: if it cannot be written, last.keras and state.json still agree
+            self._write(epoch, BEST_MODEL, lambda path: atomic_save_model(self.model, path, include_optimizer=False))
             self.best_value, self.best_epoch = value, epoch + 1
-            atomic_save_model(self.model, self.run_dir / BEST_MODEL)
+        self._write(epoch, LAST_MODEL, lambda path: atomic_save_model(self.model, path))
         self.last_epoch_saved = epoch
-        write_run_state(self.run_dir, {
+        self._write(epoch, STATE_FILE, lambda path: write_run_state(self.run_dir, {
             "epochs_completed": epoch + 1, "monitor": self.monitor, "mode": self.mode, "best_value": self.best_value,
-            "best_epoch": self.best_epoch, "learning_rate": learning_rate_of(self.model), **self.state})
+            "best_epoch": self.best_epoch, "learning_rate": learning_rate_of(self.model), **self.state}))
+
+    def _write(self, epoch, name, writer):
+        """``writer(path)`` for the file ``name`` of the run folder; an ``OSError`` becomes a
+        :class:`CheckpointWriteError` that says what happened and which checkpoint is intact."""
+        path = self.run_dir / name
+        try:
+            writer(path)
+        except OSError as error:
+            reason = "disk full" if error.errno == errno.ENOSPC else "write failed"
+            done = f" (epoch {self.last_epoch_saved + 1})" if self.last_epoch_saved is not None else ""
+            intact = (f"the last good checkpoint {self.run_dir / LAST_MODEL}{done} is intact; free some space and "
+                      "continue with --resume" if (self.run_dir / LAST_MODEL).is_file()
+                      else "no earlier checkpoint of this run exists")
+            raise CheckpointWriteError(f"{path}: cannot write the checkpoint of epoch {epoch + 1}, {reason} "
+                                       f"({error.strerror or error}); {intact}") from error

@@ -99,3 +99,63 @@ def test_load_keras_model_loads_and_names_bad_files(mini_model, mini_model_path,
     (tmp_path / "broken.keras").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="broken.keras: cannot load this Keras model"):
         load_keras_model(tmp_path / "broken.keras")
+
+
+def test_files_written_atomically_get_the_users_normal_mode(tmp_path):
+    """Issue 12: state.json, loss_curves.png, grades.csv and exported .weights (all written by AtomicOutput) get the
+    mode the umask gives a new file (0644 under umask 022), as .keras files do, not a temporary file's 0600."""
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        written = [atomic_write_json(tmp_path / "state.json", {}), atomic_write_bytes(tmp_path / "model.weights", b"w"),
+                   atomic_write_text(tmp_path / "grades.csv", "a,b\n")]
+        os.umask(0o027)
+        written.append(atomic_write_text(tmp_path / "group.txt", "g"))
+    finally:
+        os.umask(previous)
+    assert [oct(path.stat().st_mode & 0o777) for path in written] == ["0o644", "0o644", "0o644", "0o640"]
+
+
+def test_stale_temporaries_of_a_killed_writer_are_removed(tmp_path):
+    """Issue 12: a checkpoint write killed half way leaves `.last.tmp<pid>-<hex>.keras`; the next run removes it,
+    but not the temporaries of a process still writing, nor other hidden files."""
+    import os
+    import subprocess
+    import sys
+
+    from defi1.files import remove_stale_temporaries
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True)
+    dead_pid = int(finished.stdout)
+    stale = tmp_path / f".last.tmp{dead_pid}-0123abcd.keras"
+    stale.write_bytes(b"half a model")
+    stale_folder = tmp_path / f".export.tmp{dead_pid}-89abcdef"
+    stale_folder.mkdir()
+    ours = AtomicOutput(tmp_path / "best.keras").temporary
+    ours.write_bytes(b"being written")
+    (tmp_path / ".keep").write_text("")
+    (tmp_path / "last.keras").write_bytes(b"a model")
+    assert remove_stale_temporaries(tmp_path) == sorted([stale_folder, stale])
+    assert names_in(tmp_path) == sorted([".keep", ours.name, "last.keras"])
+    assert ours.name.startswith(f".best.tmp{os.getpid()}-")
+
+
+def test_a_weights_only_save_leaves_out_the_optimizer(tmp_path):
+    """Issue 11: best.keras holds the architecture and weights only: its size is that of the weights, where a save
+    with Adam's two moments is three times larger; the model saved is still the one being trained."""
+    import keras
+
+    inputs = keras.Input((64,))
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Dense(2048)(inputs)), name="wide")
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.zeros((4, 64)), np.zeros((4, 10)), verbose=0)
+    weights_bytes = sum(weight.size * 4 for weight in model.get_weights())
+    full = atomic_save_model(model, tmp_path / "last.keras").stat().st_size
+    light = atomic_save_model(model, tmp_path / "best.keras", include_optimizer=False).stat().st_size
+    assert light / weights_bytes < 1.1 and full / weights_bytes > 2.9
+    loaded = load_keras_model(tmp_path / "best.keras")
+    assert loaded.name == "wide" and model.optimizer is not None
+    for ours, theirs in zip(loaded.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)

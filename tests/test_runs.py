@@ -1,5 +1,6 @@
 """Tests of defi1.runs: the checkpoint callback, the run state and the CSV history shared by the trainings."""
 
+import json
 import math
 
 import keras
@@ -61,3 +62,67 @@ def test_csv_history_keeps_every_column_aligned(tmp_path):
     assert history["epoch"] == [0.0, 1.0, 2.0] and history["loss"] == [1.5, 0.5, 0.4]
     assert math.isnan(history["val_loss"][0]) and history["val_loss"][1] == 0.25 and math.isnan(history["val_loss"][2])
     np.testing.assert_array_equal(np.isnan(history["val_loss"]), [True, False, True])
+
+
+def test_a_new_run_never_reuses_a_folder_holding_a_run(tmp_path):
+    """Issues 11 and 12: runs/detect/train taken -> train2, train3 ...; an empty folder is used as it is; exist_ok
+    reuses the folder asked for."""
+    from defi1.runs import new_run_dir
+
+    train = tmp_path / "train"
+    assert new_run_dir(train) == train  # does not exist
+    train.mkdir()
+    assert new_run_dir(train) == train  # empty
+    (train / STATE_FILE).write_text("{}")
+    assert new_run_dir(train) == tmp_path / "train2"
+    (tmp_path / "train2").mkdir()
+    (tmp_path / "train2" / "best.keras").write_bytes(b"m")
+    assert new_run_dir(train) == tmp_path / "train3"
+    assert new_run_dir(tmp_path / "train2") == tmp_path / "train3"  # train2 taken: the next number, not train22
+    assert new_run_dir(train, exist_ok=True) == train
+
+
+def test_a_full_disk_while_checkpointing_is_one_clear_error(compiled_model, tmp_path, monkeypatch):
+    """Issue 12: ENOSPC while writing a checkpoint: a one-line error saying what happened and that the last good
+    checkpoint is intact; the half-written temporary file is removed, the earlier files are untouched."""
+    import errno
+
+    from defi1.runs import CheckpointWriteError
+
+    checkpoint = RunCheckpoint(tmp_path, monitor="val_loss", mode="min")
+    checkpoint.set_model(compiled_model)
+    checkpoint.on_epoch_end(0, {"loss": 1.0, "val_loss": 0.8})
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+
+    def full_disk(self, path, *args, **kwargs):
+        with open(path, "wb") as handle:
+            handle.write(b"half a model")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save", full_disk)
+    with pytest.raises(CheckpointWriteError, match="disk full") as caught:
+        checkpoint.on_epoch_end(1, {"loss": 0.9, "val_loss": 0.9})
+    assert str(caught.value) == (
+        f"{tmp_path / LAST_MODEL}: cannot write the checkpoint of epoch 2, disk full (No space left on device); the "
+        f"last good checkpoint {tmp_path / LAST_MODEL} (epoch 1) is intact; free some space and continue with "
+        "--resume")
+    assert "\n" not in str(caught.value)
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before  # no temporary left
+    assert read_run_state(tmp_path)["epochs_completed"] == 1
+
+
+def test_the_checkpoint_keeps_the_optimizer_in_last_only(compiled_model, tmp_path):
+    compiled_model.fit(np.zeros((2, 2)), np.zeros((2, 1)), verbose=0)  # Adam's moments exist
+    checkpoint = RunCheckpoint(tmp_path, monitor="val_map50_95", mode="max")
+    checkpoint.set_model(compiled_model)
+    checkpoint.on_epoch_end(0, {"loss": 1.0, "val_map50_95": 0.25})
+    import zipfile
+
+    def stored(name):
+        with zipfile.ZipFile(tmp_path / name) as archive:
+            return sorted(archive.namelist()), json.loads(archive.read("config.json"))
+
+    (best_files, best_config), (last_files, last_config) = stored(BEST_MODEL), stored(LAST_MODEL)
+    assert not best_config.get("compile_config")  # nothing of the optimizer, not even its settings
+    assert last_config["compile_config"]["optimizer"]["class_name"] == "Adam"
+    assert (tmp_path / BEST_MODEL).stat().st_size < (tmp_path / LAST_MODEL).stat().st_size

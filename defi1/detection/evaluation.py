@@ -57,6 +57,24 @@ def detect_split(detector, samples, *, batch_size=8, progress=False):
     return sizes, detections
 
 
+def evaluate_split(detector, samples, class_names, *, batch_size=8, max_detections=100, progress=False):
+    """Run ``detector`` on ``samples`` and score its detections against their labels (the core of
+    :func:`evaluate_model`, also what training measures on the validation split after every epoch).
+
+    Returns ``(metrics, ground_truths, detections)``: :func:`defi1.detection.metrics.evaluate_detections`' dict, and
+    per sample its ``(boxes (N, 4) xyxy pixels, class_ids (N,), difficult (N,))`` and :class:`Detection`."""
+    from defi1.detection.labels import load_ground_truth
+    from defi1.detection.metrics import evaluate_detections
+
+    sizes, detections = detect_split(detector, samples, batch_size=batch_size, progress=progress)
+    ground_truths = [load_ground_truth(sample, size, num_classes=len(class_names), with_difficult=True)
+                     for sample, size in zip(samples, sizes)]
+    predictions = [(detection.boxes, detection.scores, detection.class_ids) for detection in detections]
+    metrics = evaluate_detections(ground_truths, predictions, num_classes=len(class_names),
+                                  class_names=class_names, max_detections=max_detections)
+    return metrics, ground_truths, detections
+
+
 def evaluate_model(model_or_path, data_yaml, split="test", *, out_dir=None, input_size=None,
                    conf_threshold=EVALUATION_CONF_THRESHOLD, iou_threshold=0.45, max_detections=100, batch_size=8,
                    gallery_size=8, progress=False, print_table=True, multi_label=False) -> dict:
@@ -81,8 +99,7 @@ def evaluate_model(model_or_path, data_yaml, split="test", *, out_dir=None, inpu
     Raises:
         ConfigError: the model and the dataset disagree on the number of classes.
     """
-    from defi1.detection.labels import fingerprint_samples, load_ground_truth
-    from defi1.detection.metrics import evaluate_detections
+    from defi1.detection.labels import fingerprint_samples
 
     index = _load_labelled(data_yaml)
     samples = index.require_samples(split)
@@ -92,12 +109,8 @@ def evaluate_model(model_or_path, data_yaml, split="test", *, out_dir=None, inpu
     if model_classes is not None and model_classes != len(index.names):
         raise ConfigError(f"{data_yaml}: the dataset has {len(index.names)} classes but the model has "
                           f"{model_classes} ({', '.join(map(str, detector.class_names))})")
-    sizes, detections = detect_split(detector, samples, batch_size=batch_size, progress=progress)
-    ground_truths = [load_ground_truth(sample, size, num_classes=len(index.names), with_difficult=True)
-                     for sample, size in zip(samples, sizes)]
-    predictions = [(detection.boxes, detection.scores, detection.class_ids) for detection in detections]
-    metrics = evaluate_detections(ground_truths, predictions, num_classes=len(index.names),
-                                  class_names=index.names, max_detections=max_detections)
+    metrics, ground_truths, detections = evaluate_split(detector, samples, index.names, batch_size=batch_size,
+                                                        max_detections=max_detections, progress=progress)
     metrics.update(split=split, data=str(data_yaml),
                    model=str(model_or_path) if isinstance(model_or_path, (str, Path)) else detector_name(detector),
                    dataset_fingerprint=fingerprint_samples(index.names, samples),

@@ -16,6 +16,11 @@ threshold (ties go to the later box, as pycocotools does); otherwise it is a fal
 flagged ``difficult`` (Pascal VOC) are ignored as VOC does: they do not count in the recall's denominator, a
 detection that can only be matched to one is neither a true nor a false positive, and they are never used up. A
 class without ground truth is left out of the means (COCO's rule); its detections still appear in ``per_class``.
+
+``precision`` and ``recall`` are those of all the detections given (at an evaluation threshold as low as 0.005 the
+precision is small by design); ``best_f1`` is the operating point users expect: the confidence threshold that
+maximises F1 (of the class-mean precision and recall at IoU 0.5, on a grid of 1,001 thresholds), with the
+precision and recall there.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from defi1.boxes import box_iou
 # Built as pycocotools builds them, so that IoU values on a threshold compare identically.
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1)
 RECALL_THRESHOLDS = np.linspace(0.0, 1.0, int(np.round(1.0 / 0.01)) + 1)
+#: The confidence thresholds at which precision, recall and F1 are compared to find the best-F1 operating point.
+CONFIDENCE_GRID = np.linspace(0.0, 1.0, 1001)
 _TRUE_POSITIVE, _FALSE_POSITIVE, _IGNORED = 1, 0, -1
 
 
@@ -146,6 +153,46 @@ def interpolated_precision_101(recall, precision) -> np.ndarray:
     return values
 
 
+def precision_recall_at_confidences(scores, outcome, num_positives, confidences=CONFIDENCE_GRID):
+    """Precision and recall of one class's detections kept at each threshold of ``confidences``.
+
+    Args:
+        scores: ``(K,)`` scores sorted in decreasing order. outcome: ``(K,)`` 1 for a true positive, 0 for a false
+            one (ignored detections removed). num_positives: ground-truth boxes of the class.
+    Returns:
+        ``(precision, recall)``, each ``(len(confidences),)``; a threshold keeping no detection has precision 1 and
+        recall 0 (the convention of the precision-recall curve's left end).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    true_positives = np.cumsum(np.asarray(outcome) == _TRUE_POSITIVE)
+    kept = np.searchsorted(-scores, -np.asarray(confidences, dtype=np.float64), side="right")  # scores >= c
+    precision = np.ones(len(kept))
+    recall = np.zeros(len(kept))
+    some = kept > 0
+    precision[some] = true_positives[kept[some] - 1] / kept[some]
+    recall[some] = true_positives[kept[some] - 1] / max(int(num_positives), 1)
+    return precision, recall
+
+
+def best_f1_point(precisions, recalls, confidences=CONFIDENCE_GRID) -> dict:
+    """The operating point of the highest F1 of the class-mean precision and recall (the highest confidence
+    threshold among equals: the same detections, fewer kept below it).
+
+    Args:
+        precisions, recalls: ``(num_classes, len(confidences))`` from :func:`precision_recall_at_confidences`.
+    Returns:
+        ``{"confidence", "precision", "recall", "f1"}`` (NaN when there is no class).
+    """
+    if len(precisions) == 0:
+        return {"confidence": math.nan, "precision": math.nan, "recall": math.nan, "f1": math.nan}
+    precision = np.mean(precisions, axis=0)
+    recall = np.mean(recalls, axis=0)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-16)
+    best = len(f1) - 1 - int(np.argmax(f1[::-1]))  # the highest threshold reaching the best F1
+    return {"confidence": float(confidences[best]), "precision": float(precision[best]),
+            "recall": float(recall[best]), "f1": float(f1[best])}
+
+
 def evaluate_detections(ground_truths, predictions, *, num_classes: int, class_names=None,
                         max_detections: int | None = 100) -> dict:
     """mAP and per-class AP, precision and recall of detections against ground truth.
@@ -159,7 +206,8 @@ def evaluate_detections(ground_truths, predictions, *, num_classes: int, class_n
             ``None`` for no limit).
     Returns:
         a dict: ``map50``, ``map50_voc07``, ``map50_95``, ``precision``, ``recall`` (means over classes with ground
-        truth; NaN when no class has any), ``num_images``, ``num_ground_truth``, ``num_detections``, ``per_class``
+        truth; NaN when no class has any), ``best_f1`` (:func:`best_f1_point`: ``confidence``, ``precision``,
+        ``recall``, ``f1`` at the confidence threshold of the best F1), ``num_images``, ``num_ground_truth``, ``num_detections``, ``per_class``
         (name -> ``ap50``, ``ap50_voc07``, ``ap50_95``, ``precision``, ``recall`` at IoU 0.5 over all detections,
         ``num_ground_truth``, ``num_detections``; APs are None for a class without ground truth), and
         ``pr_curves`` (name -> COCO's 101-point interpolated precision at IoU 0.5, recall ``0, 0.01, ..., 1``).
@@ -197,6 +245,7 @@ def evaluate_detections(ground_truths, predictions, *, num_classes: int, class_n
             outcomes_per_class[class_id].append(outcome[:, selected])
     per_class, curves = {}, {}
     ap50, ap50_voc07, ap50_95, precisions, recalls = [], [], [], [], []
+    curves_at_confidences = ([], [])
     total_detections = 0
     for class_id, name in enumerate(class_names):
         scores = np.concatenate(scores_per_class[class_id]) if scores_per_class[class_id] else np.zeros(0)
@@ -224,6 +273,10 @@ def evaluate_detections(ground_truths, predictions, *, num_classes: int, class_n
             interpolated = interpolated_precision_101(recall, coco_precision)
             class_ap_coco.append(float(np.mean(interpolated)))
             if threshold_index == 0:
+                kept_scores = np.sort(scores)[::-1][outcome[0] != _IGNORED]
+                for values, collected in zip(precision_recall_at_confidences(kept_scores, row, positives[class_id]),
+                                             curves_at_confidences):
+                    collected.append(values)
                 entry["ap50"] = average_precision_all_points(recall, precision)
                 entry["ap50_voc07"] = average_precision_11_points(recall, precision)
                 entry["precision"] = float(precision[-1]) if len(row) else 0.0
@@ -241,7 +294,8 @@ def evaluate_detections(ground_truths, predictions, *, num_classes: int, class_n
         return float(np.mean(values)) if values else math.nan
 
     return {"map50": mean(ap50), "map50_voc07": mean(ap50_voc07), "map50_95": mean(ap50_95),
-            "precision": mean(precisions), "recall": mean(recalls), "num_images": len(ground_truths),
+            "precision": mean(precisions), "recall": mean(recalls),
+            "best_f1": best_f1_point(*curves_at_confidences), "num_images": len(ground_truths),
             "num_ground_truth": int(total_ground_truth), "num_detections": int(total_detections),
             "per_class": per_class, "pr_curves": curves}
 
@@ -334,6 +388,11 @@ def format_metrics_table(metrics: dict) -> str:
         lines.append(f"{name:<{width}}  {'':>6} {entry['num_ground_truth']:>6} {entry['num_detections']:>6}  "
                      f"{number(entry['precision'])} {number(entry['recall'])}  {number(entry['ap50'])} "
                      f"{number(entry['ap50_voc07'])} {number(entry['ap50_95'])}")
+    best = metrics.get("best_f1")
+    if best and best.get("f1") is not None and not math.isnan(best["f1"]):
+        lines.append(f"at confidence {best['confidence']:.3f} (best F1 {best['f1']:.3f}): precision "
+                     f"{best['precision']:.3f}, recall {best['recall']:.3f} (P and R above: all detections, "
+                     f"confidence >= the evaluation threshold)")
     return "\n".join(lines)
 
 

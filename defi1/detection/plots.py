@@ -200,21 +200,33 @@ def save_gallery(image_paths, ground_truths, predictions, path, *, class_names=N
 
 
 def save_loss_curves(history: dict, path, *, unfreeze_epoch=0) -> Path:
-    """Plot training (and validation) loss per epoch to a PNG, with a line where the backbone is unfrozen.
+    """Plot a training run's curves to a PNG: the training and validation loss per epoch (log scale, a line where
+    the backbone is unfrozen) and, beside them when the run measured it, the validation map50 and map50-95.
 
-    ``history``: ``{"epoch": [0, 1, ...], "loss": [...], "val_loss": [...]}`` as read from a training log
-    (:func:`defi1.runs.read_csv_history`)."""
+    ``history``: ``{"epoch": [0, 1, ...], "loss": [...], "val_loss": [...], "val_map50": [...],
+    "val_map50_95": [...]}`` as read from a training log (:func:`defi1.runs.read_csv_history`)."""
     epochs = np.asarray(history["epoch"]) + 1
-    figure, axis = figures.pyplot().subplots(figsize=(7, 4))
+    with_map = any(np.isfinite(history.get(key, [np.nan])).any() for key in ("val_map50", "val_map50_95"))
+    figure, axes = figures.pyplot().subplots(1, 2 if with_map else 1, figsize=(12 if with_map else 7, 4),
+                                             squeeze=False)
+    axis = axes[0, 0]
     for key, label in (("loss", "training loss"), ("val_loss", "validation loss")):
         if key in history:
             axis.plot(epochs, history[key], marker="o", markersize=3, label=label)
-    if 0 < unfreeze_epoch < epochs.max():
-        axis.axvline(unfreeze_epoch + 0.5, color="grey", linestyle="--", label="backbone unfrozen")
-    axis.set_xlabel("epoch")
     axis.set_ylabel("YOLO loss")
     axis.set_yscale("log")
-    axis.legend()
-    axis.grid(alpha=0.3)
+    if with_map:
+        map_axis = axes[0, 1]
+        for key, label in (("val_map50", "validation map50"), ("val_map50_95", "validation map50-95")):
+            if key in history:
+                map_axis.plot(epochs, history[key], marker="o", markersize=3, label=label)
+        map_axis.set_ylabel("mAP")
+        map_axis.set_ylim(0, 1)
+    for axis in axes.reshape(-1):
+        if 0 < unfreeze_epoch < epochs.max():
+            axis.axvline(unfreeze_epoch + 0.5, color="grey", linestyle="--", label="backbone unfrozen")
+        axis.set_xlabel("epoch")
+        axis.legend()
+        axis.grid(alpha=0.3)
     figure.tight_layout()
     return save_figure(figure, path, dpi=100, tight=False)

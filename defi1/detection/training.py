@@ -8,16 +8,24 @@ freeze anything: ``freeze_epochs`` then defaults to 0 and the single stage uses 
 
 The settings are in :mod:`defi1.detection.training_settings`, the model and its initial weights in
 :mod:`defi1.detection.training_model`, the callbacks in :mod:`defi1.detection.training_callbacks`; this module is the
-loop. Everything a run writes goes to ``out_dir`` (a run folder of :mod:`defi1.runs`)::
+loop. Everything a run writes goes to its run folder (:mod:`defi1.runs`): ``out_dir``, or ``out_dir2``,
+``out_dir3`` ... when ``out_dir`` already holds a run (``exist_ok`` reuses it, ``resume`` continues it)::
 
-    best.keras          # the model with the best validation loss so far (written atomically)
-    last.keras          # the model after the last complete epoch (written atomically), for --resume
-    state.json          # epochs completed, best validation loss, learning rate: where --resume starts
-    training_log.csv    # one line per epoch (Keras CSVLogger, appended on resume)
-    loss_curves.png     # training and validation loss per epoch, with the stage boundary
+    best.keras          # architecture + weights of the best epoch (validation map50-95 by default, --best-metric)
+    last.keras          # the model after the last complete epoch with its optimizer state, for --resume
+    state.json          # epochs completed, best value, learning rate, the settings: where --resume starts
+    training_log.csv    # one line per epoch: losses, val_map50, val_map50_95, val_precision, val_recall, lr
+    loss_curves.png     # losses per epoch (with the stage boundary) beside the validation mAP
+
+Every epoch ends with the validation split's mAP (:class:`~defi1.detection.training_callbacks.ValidationMap`,
+``validation_map=False`` to skip it): on tiny-YOLOv3 at 160 px with 40 validation images it costs about 1 s, a few
+per cent of the epoch (benchmarks/RESULTS.md). Precision and recall are logged at the confidence of the best F1.
 
 A NaN or infinite loss stops training at once with :class:`TrainingDivergedError`; the checkpoints of the last good
-epoch are kept untouched.
+epoch are kept untouched. A checkpoint that cannot be written (disk full) stops it with
+:class:`defi1.runs.CheckpointWriteError`, the last good checkpoint intact. A run that fails before its first
+checkpoint leaves no empty run folder behind; temporary files of an interrupted earlier write are removed when a run
+starts in the folder.
 """
 
 from __future__ import annotations
@@ -29,12 +37,13 @@ from pathlib import Path
 
 import keras
 
-from defi1.detection.training_callbacks import CosineLearningRate, NanGuard, TimeLimit
+from defi1.detection.training_callbacks import CosineLearningRate, NanGuard, TimeLimit, ValidationMap
 from defi1.detection.training_model import build_model, set_backbone_trainable, set_batchnorm_momentum
 from defi1.detection.training_settings import FROM_SCRATCH_RECIPE, TrainingSettings
 from defi1.errors import ConfigError, Defi1Error
-from defi1.files import ensure_output_dir, load_keras_model
-from defi1.runs import BEST_MODEL, LAST_MODEL, STATE_FILE, RunCheckpoint, read_csv_history, read_run_state
+from defi1.files import ensure_output_dir, load_keras_model, remove_stale_temporaries
+from defi1.runs import (BEST_MODEL, LAST_MODEL, STATE_FILE, RunCheckpoint, new_run_dir, read_csv_history,
+                        read_run_state)
 
 __all__ = ["BEST_MODEL", "CURVES_FILE", "FROM_SCRATCH_RECIPE", "LAST_MODEL", "LOG_FILE", "STATE_FILE",
            "TrainingDivergedError", "TrainingResult", "TrainingSettings", "device_count", "distribution_scope",
@@ -62,6 +71,17 @@ class TrainingResult:
     best_validation_loss: float | None
     history: dict = field(default_factory=dict)
     stopped_early: bool = False
+    best_metric: str = "val_loss"
+    best_epoch: int | None = None
+    best_metrics: dict = field(default_factory=dict)
+    validation_map_seconds: float | None = None
+
+    def summary(self) -> str:
+        """What the run reached, one line: the best epoch and its validation mAP, precision and recall."""
+        if self.best_epoch is None:
+            return f"{self.epochs_completed} epoch(s) completed, no best epoch"
+        shown = ", ".join(f"{key} {value:.4g}" for key, value in self.best_metrics.items())
+        return f"best epoch {self.best_epoch} of {self.epochs_completed} (chosen on {self.best_metric}): {shown}"
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -123,13 +143,33 @@ def device_count(distribute: bool) -> int:
 # The loop
 
 
-def _resume_state(out_dir):
-    """``state.json`` of a run to resume; ``FileNotFoundError`` when ``out_dir`` holds no resumable run."""
+def _resume_state(out_dir, settings):
+    """``state.json`` of a run to resume; ``FileNotFoundError`` when ``out_dir`` holds no resumable run,
+    ``ConfigError`` naming what differs when the run was made with other data, model or input size."""
     state = read_run_state(out_dir)
     if state is None or not (Path(out_dir) / LAST_MODEL).is_file():
         raise FileNotFoundError(f"{out_dir}: nothing to resume (expected {STATE_FILE} and {LAST_MODEL} from an "
                                 "earlier run with the same --out)")
+    recorded = state.get("settings") or {}
+    differences = [f"{flag} {getattr(settings, key)} (the run: {recorded[key]})"
+                   for key, flag in RESUME_MUST_MATCH.items()
+                   if key in recorded and _comparable(key, recorded[key]) != _comparable(key, getattr(settings, key))]
+    if differences:
+        raise ConfigError(f"{out_dir}: cannot resume with " + ", ".join(differences) + "; resume with the run's own "
+                          "values, or start a new run without --resume")
     return state
+
+
+#: The settings a resumed run must share with the run it continues, and their flags.
+RESUME_MUST_MATCH = {"data": "--data", "model": "--model", "input_size": "--input-size"}
+
+
+def _comparable(key, value):
+    """Paths compared resolved (``data.yaml`` and ``./data.yaml`` are the same file), numbers as numbers."""
+    if key == "input_size":
+        return int(value)
+    text = str(value)
+    return str(Path(text).resolve()) if (key == "data" or text.endswith((".keras", ".cfg"))) else text
 
 
 def _jit_compile(settings):
@@ -192,18 +232,38 @@ def _stage_callbacks(settings, stage, *, run_callbacks, steps_per_epoch, monitor
     return callbacks, early_stopping
 
 
-def _start(settings, out_dir, log):
-    """``(initial_epoch, best_value, resumed_learning_rate)``: where a resumed run starts; a fresh run forgets any
-    old state and log in ``out_dir`` (so that it is neither resumed by mistake later nor continued)."""
+def _run_dir(settings, log):
+    """``(run folder, created)``: the folder of a resumed run, or a new run's (:func:`defi1.runs.new_run_dir`),
+    created; ``created`` says whether it did not exist before (so that a failed run can remove it)."""
+    requested = Path(settings.out_dir)
+    out_dir = requested if settings.resume else new_run_dir(requested, exist_ok=settings.exist_ok)
+    if out_dir != requested:
+        log(f"{requested} holds an earlier run: this run writes to {out_dir} (--exist-ok to reuse {requested}, "
+            "--resume to continue it)")
+    created = not out_dir.exists()
+    return ensure_output_dir(out_dir), created
+
+
+def _start(settings, out_dir, log, monitor):
+    """``(initial_epoch, best_value, best_epoch, resumed_learning_rate)``: where a resumed run starts; a new run in a
+    reused folder (``exist_ok``) first removes the earlier run's files (so that they are neither resumed nor mixed
+    with the new ones)."""
+    removed = remove_stale_temporaries(out_dir)
+    if removed:
+        log(f"Removed {len(removed)} temporary file(s) of an interrupted write: "
+            + ", ".join(path.name for path in removed))
     if not settings.resume:
-        for name in (STATE_FILE, LOG_FILE):
+        for name in (STATE_FILE, LOG_FILE, BEST_MODEL, LAST_MODEL, CURVES_FILE):
             if (out_dir / name).exists():
                 (out_dir / name).unlink()
-        return 0, None, None
-    state = _resume_state(out_dir)
+        return 0, None, None, None
+    state = _resume_state(out_dir, settings)
     initial_epoch = int(state["epochs_completed"])
     log(f"Resuming from {out_dir / LAST_MODEL} after epoch {initial_epoch}")
-    return initial_epoch, state.get("best_value"), state.get("learning_rate")
+    if state.get("monitor", monitor) != monitor:  # best values of two different metrics do not compare
+        log(f"The best model was chosen on {state['monitor']}, now on {monitor}: the next epoch starts the comparison")
+        return initial_epoch, None, None, state.get("learning_rate")
+    return initial_epoch, state.get("best_value"), state.get("best_epoch"), state.get("learning_rate")
 
 
 def train_detector(settings: TrainingSettings | None = None, *, callbacks=(), log=print, **overrides) -> TrainingResult:
@@ -211,28 +271,43 @@ def train_detector(settings: TrainingSettings | None = None, *, callbacks=(), lo
 
     Args:
         settings: a :class:`TrainingSettings`; keyword ``overrides`` replace its fields (or build one:
-            ``train_detector(data="data.yaml", epochs=5)``).
+            ``train_detector(data="data.yaml", epochs=5)``). Its ``"auto"`` fields are resolved
+            (:meth:`TrainingSettings.resolved`: the from-scratch recipe without pretrained weights).
         callbacks: extra Keras callbacks for both stages.
         log: where progress messages go.
     Returns:
-        a :class:`TrainingResult`.
+        a :class:`TrainingResult` (its ``out_dir`` is the run folder actually written).
     Raises:
         TrainingDivergedError: the loss became NaN or infinite (the last good checkpoint is kept).
+        CheckpointWriteError: a checkpoint could not be written (disk full; the last good one is intact).
         FileNotFoundError, ConfigError, DataError, WeightsError: bad input, named in the message.
     """
     from defi1.detection.check import check_before_training
 
     settings = TrainingSettings(**overrides) if settings is None else dataclasses.replace(settings, **overrides)
+    settings = settings.resolved()
     settings.check()
     dataset = check_before_training(settings.data, log=log)  # every bad image found before the first epoch
-    out_dir = ensure_output_dir(settings.out_dir)
-    initial_epoch, best_value, resumed_learning_rate = _start(settings, out_dir, log)
+    out_dir, created = _run_dir(settings, log)
+    try:
+        return _train(settings, dataset, out_dir, callbacks=callbacks, log=log)
+    except BaseException:
+        if created and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # a run that failed before writing anything leaves no empty folder
+        raise
+
+
+def _train(settings, dataset, out_dir, *, callbacks, log) -> TrainingResult:
+    has_validation = dataset.has_split("val")
+    monitor, mode = settings.best_monitor(has_validation)
+    initial_epoch, best_value, best_epoch, resumed_learning_rate = _start(settings, out_dir, log, monitor)
     if settings.resume and initial_epoch >= settings.epochs:
         log(f"Nothing to do: {initial_epoch} epochs already completed (epochs={settings.epochs})")
-        return _result(out_dir, initial_epoch, best_value, stopped_early=False, settings=settings)
+        return _result(out_dir, initial_epoch, best_value, stopped_early=False, settings=settings, monitor=monitor,
+                       best_epoch=best_epoch)
 
     keras.utils.set_random_seed(settings.seed)
-    monitor = "val_loss" if dataset.has_split("val") else "loss"
+    loss_monitor = "val_loss" if has_validation else "loss"  # early stopping and plateaus: the smooth loss
     nan_guard = NanGuard()
     stopped_early = False
     stages = settings.stages()
@@ -242,9 +317,13 @@ def train_detector(settings: TrainingSettings | None = None, *, callbacks=(), lo
         if settings.batchnorm_momentum is not None:
             set_batchnorm_momentum(model, settings.batchnorm_momentum)
         train_data, validation_data = _datasets(settings, model, dataset, initial_epoch)
-        checkpoint = RunCheckpoint(out_dir, monitor=monitor, mode="min", best_value=best_value,
+        validation_map = (ValidationMap(dataset.samples("val"), list(dataset.names), input_size=settings.input_size,
+                                        batch_size=settings.batch_size)
+                          if has_validation and settings.validation_map else None)
+        checkpoint = RunCheckpoint(out_dir, monitor=monitor, mode=mode, best_value=best_value, best_epoch=best_epoch,
                                    state={"stage": 1, "settings": settings.record()})
         csv_logger = keras.callbacks.CSVLogger(str(out_dir / LOG_FILE), append=True)  # one log over both stages
+        run_callbacks = [nan_guard] + ([validation_map] if validation_map else []) + [checkpoint, csv_logger]
         time_limit = TimeLimit(settings.max_time_s) if settings.max_time_s is not None else None
         for stage in stages:
             first, end, learning_rate, frozen, number = stage
@@ -260,9 +339,9 @@ def train_detector(settings: TrainingSettings | None = None, *, callbacks=(), lo
             _compile_stage(model, settings, learning_rate)
             checkpoint.state["stage"] = number
             stage_callbacks, early_stopping = _stage_callbacks(
-                settings, (first, end, learning_rate), run_callbacks=[nan_guard, checkpoint, csv_logger],
-                steps_per_epoch=settings.steps_per_epoch or len(train_data), monitor=monitor, time_limit=time_limit,
-                start=start)
+                settings, (first, end, learning_rate), run_callbacks=run_callbacks,
+                steps_per_epoch=settings.steps_per_epoch or len(train_data), monitor=loss_monitor,
+                time_limit=time_limit, start=start)
             model.fit(train_data, validation_data=validation_data, initial_epoch=start, epochs=end,
                       steps_per_epoch=settings.steps_per_epoch, callbacks=stage_callbacks + list(callbacks),
                       verbose=settings.verbose)
@@ -278,10 +357,13 @@ def train_detector(settings: TrainingSettings | None = None, *, callbacks=(), lo
                 if number == 2 or len(stages) == 1:
                     break
     epochs_completed = (checkpoint.last_epoch_saved + 1) if checkpoint.last_epoch_saved is not None else initial_epoch
-    result = _result(out_dir, epochs_completed, checkpoint.best_value, stopped_early=stopped_early, settings=settings)
+    result = _result(out_dir, epochs_completed, checkpoint.best_value, stopped_early=stopped_early, settings=settings,
+                     monitor=monitor, best_epoch=checkpoint.best_epoch, validation_map=validation_map)
     if nan_guard.diverged_at is not None:
         raise _diverged_error(nan_guard.diverged_at, out_dir, epochs_completed)
-    log(f"Best model: {result.best_model_path} ({monitor} {checkpoint.best_value})")
+    if validation_map is not None and validation_map.seconds:
+        log(f"Validation mAP: {result.validation_map_seconds:.1f} s an epoch ({len(validation_map.samples)} images)")
+    log(f"Best model: {result.best_model_path} ({result.summary()})")
     return result
 
 
@@ -297,13 +379,28 @@ def _diverged_error(diverged_at, out_dir, epochs_completed) -> TrainingDivergedE
                                  "continue with --resume")
 
 
-def _result(out_dir, epochs_completed, best_value, *, stopped_early, settings):
+#: The logged quantities a run's summary reports for its best epoch, and their names there.
+SUMMARY_KEYS = {"val_map50": "map50", "val_map50_95": "map50-95", "val_precision": "precision",
+                "val_recall": "recall", "val_loss": "val_loss"}
+
+
+def _result(out_dir, epochs_completed, best_value, *, stopped_early, settings, monitor, best_epoch,
+            validation_map=None):
     from defi1.detection.plots import save_loss_curves
 
     history = read_csv_history(out_dir / LOG_FILE)
     curves = None
     if history.get("epoch"):
         curves = save_loss_curves(history, out_dir / CURVES_FILE, unfreeze_epoch=settings.resolved_freeze_epochs())
+    best_metrics = {}
+    if best_epoch is not None and (best_epoch - 1) in [int(epoch) for epoch in history.get("epoch", [])]:
+        row = [int(epoch) for epoch in history["epoch"]].index(best_epoch - 1)
+        best_metrics = {name: history[key][row] for key, name in SUMMARY_KEYS.items() if key in history}
+    seconds = validation_map.seconds if validation_map is not None else []
     return TrainingResult(out_dir=out_dir, best_model_path=out_dir / BEST_MODEL, last_model_path=out_dir / LAST_MODEL,
                           log_path=out_dir / LOG_FILE, curves_path=curves, epochs_completed=epochs_completed,
-                          best_validation_loss=best_value, history=history, stopped_early=stopped_early)
+                          best_validation_loss=best_metrics.get("val_loss", best_value if monitor.endswith("loss")
+                                                                else None),
+                          history=history, stopped_early=stopped_early, best_metric=monitor, best_epoch=best_epoch,
+                          best_metrics=best_metrics,
+                          validation_map_seconds=float(sum(seconds) / len(seconds)) if seconds else None)

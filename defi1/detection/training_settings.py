@@ -1,6 +1,8 @@
 """Every setting of a detection training run (:class:`TrainingSettings`), with its default and its checks.
 
-:data:`FROM_SCRATCH_RECIPE` is the set of settings that makes a short run from random weights learn fast.
+:data:`FROM_SCRATCH_RECIPE` is the set of settings that makes a short run from random weights learn fast; a run
+without pretrained weights uses it by default. The fields it sets default to ``"auto"``: :meth:`TrainingSettings.
+resolved` replaces each by the recipe's value when training from scratch, by :data:`PRETRAINED_DEFAULTS`' otherwise.
 """
 
 from __future__ import annotations
@@ -13,12 +15,26 @@ from defi1.detection.augment import AugmentationSettings
 from defi1.detection.dataset import MULTI_SCALE_SIZES
 
 BUILT_IN_MODELS = ("yolov3", "yolov3-tiny")
+AUTO = "auto"
+#: What ``best.keras`` is chosen on (``--best-metric``): the logged quantity and whether higher is better.
+BEST_METRICS = {"map50-95": ("val_map50_95", "max"), "map50": ("val_map50", "max"), "val_loss": ("val_loss", "min")}
+
+#: Lighter augmentation than darknet's: on a short run from scratch the model under-fits, and darknet's strength
+#: only slows it down (benchmarks/RESULTS.md, run D).
+LIGHT_AUGMENTATION = AugmentationSettings(scale_range=(0.9, 1.1), aspect_jitter=0.1, translate=0.05)
 
 #: TrainingSettings fields that make a short run from random weights learn much faster than YOLOv3's own rules
-#: (tiny-YOLOv3 on 800 shapes images, 12 minutes on 2 CPU cores: test map50 0.80 against 0.44; benchmarks/RESULTS.md).
-#: ``dataclasses.replace(settings, **FROM_SCRATCH_RECIPE)`` or ``TrainingSettings(..., **FROM_SCRATCH_RECIPE)``.
+#: (tiny-YOLOv3 on 800 shapes images, 12 minutes on 2 CPU cores: test map50 0.83 against 0.44; benchmarks/RESULTS.md,
+#: run D). The default of a run without pretrained weights; ``TrainingSettings(..., **FROM_SCRATCH_RECIPE)`` or
+#: ``dataclasses.replace(settings, **FROM_SCRATCH_RECIPE)`` sets them explicitly. Each has a ``detect train`` flag.
 FROM_SCRATCH_RECIPE = {"assign_threshold": 0.213, "learning_rate_schedule": "cosine", "warmup_epochs": 1.0,
-                       "ema_momentum": 0.99, "batchnorm_momentum": 0.95}
+                       "ema_momentum": 0.99, "batchnorm_momentum": 0.95, "anchors": "kmeans", "learning_rate": 2e-3,
+                       "augmentation": LIGHT_AUGMENTATION}
+
+#: The values of the same fields for a run from pretrained weights (YOLOv3's own rules, darknet's augmentation).
+PRETRAINED_DEFAULTS = {"assign_threshold": 1.0, "learning_rate_schedule": "plateau", "warmup_epochs": 0.0,
+                       "ema_momentum": None, "batchnorm_momentum": None, "anchors": None, "learning_rate": 1e-3,
+                       "augmentation": None}
 
 
 @dataclass
@@ -36,19 +52,27 @@ class TrainingSettings:
         freeze_epochs: epochs of stage 1 (backbone frozen); ``None``: 10 with pretrained weights, 0 without.
         batch_size: images per batch (split over the devices with ``distribute``).
         learning_rate: Adam learning rate of stage 1 (of the only stage when ``freeze_epochs`` is 0).
+            ``"auto"``: 2e-3 from scratch, 1e-3 with pretrained weights.
         fine_tune_learning_rate: Adam learning rate of stage 2, when a stage 1 exists.
-        out_dir: the run folder (see the module docstring).
-        resume: continue from ``out_dir/last.keras`` at the epoch after the last complete one.
+        out_dir: the run folder (see :mod:`defi1.detection.training`). One that already holds a run is not reused:
+            the run goes to ``out_dir2``, ``out_dir3`` ... (:func:`defi1.runs.new_run_dir`) unless ``exist_ok``.
+        resume: continue from ``out_dir/last.keras`` at the epoch after the last complete one (the same data, model
+            and input size, or the run is refused).
+        exist_ok: a new run writes into ``out_dir`` even when it holds an earlier run (whose state and log are
+            then replaced).
         mixed_precision: compute in float16 (``mixed_float16`` policy, loss scaling), variables in float32.
         multi_scale: every batch draws its input side in ``multi_scale_sizes``.
         multi_scale_sizes: the sides multi-scale training draws from (default 320 to 608 in steps of 32).
         distribute: data-parallel training on every visible device (MirroredStrategy under TensorFlow,
             ``keras.distribution.DataParallel`` under JAX).
         augment: random augmentation of the training images (:mod:`defi1.detection.augment`).
-        augmentation: the augmentation settings (defaults when ``None``).
+        augmentation: the augmentation settings: an :class:`AugmentationSettings`, ``None`` (darknet's defaults),
+            a dict of fields changed from the resolved default, or ``"auto"`` (:data:`LIGHT_AUGMENTATION` from
+            scratch, darknet's with pretrained weights).
         repeat: passes over the training images per epoch (small datasets: fewer checkpoints and validations).
         anchors: ``None`` (the architecture's COCO anchors), ``"kmeans"`` (k-means on the training boxes), or an
-            ``(A, 2)`` array of ``[width, height]`` pixels; built-in models only.
+            ``(A, 2)`` array of ``[width, height]`` pixels; built-in models only. ``"auto"``: k-means from scratch
+            (built-in models), COCO's with pretrained weights.
         learning_rate_schedule: ``"plateau"``: the stage's rate, multiplied by ``reduce_lr_factor`` after
             ``reduce_lr_patience`` epochs without improvement; ``"cosine"``: a linear warm-up over ``warmup_epochs``,
             then a cosine decay to ``final_learning_rate_fraction`` of the rate at the end of the stage (or of
@@ -65,6 +89,8 @@ class TrainingSettings:
         assign_threshold: anchors whose shape IoU with a box exceeds this are responsible for it besides the best
             one (darknet's ``[yolo] iou_thresh``; 1.0, YOLOv3's rule: the best anchor only). More positives per box
             speed up learning from scratch; YOLOv4's cfgs use 0.213.
+
+    Fields whose default is ``"auto"`` (those of :data:`FROM_SCRATCH_RECIPE`) are resolved by :meth:`resolved`.
         batchnorm_momentum: override the momentum of every batch normalisation's moving statistics (darknet and
             the builders use 0.99, right for long runs; a run of a few hundred steps needs ~0.9, or the statistics
             used at inference still lag far behind those the weights were trained with).
@@ -72,6 +98,11 @@ class TrainingSettings:
         seed: seeds weights initialisation, shuffling and augmentation.
         steps_per_epoch: batches per epoch (default: the whole training split).
         max_time_s: stop once training has run this many seconds, the current epoch cut short (``None``: no limit).
+        best_metric: what ``best.keras`` is chosen on: ``"map50-95"`` (default), ``"map50"`` (validation mAP, see
+            ``validation_map``) or ``"val_loss"``. Without a validation split, the training loss.
+        validation_map: measure the validation split's map50 and map50-95 after every epoch (logged as
+            ``val_map50``, ``val_map50_95``, with precision and recall at the best-F1 confidence); ``False``: losses
+            only (``best_metric`` then falls back to ``val_loss``).
         verbose: Keras ``fit`` verbosity (``"auto"``: progress bars).
         jit_compile: Keras ``compile`` option; ``"auto"`` means XLA on accelerators and no XLA on CPUs (where
             compiling the YOLO graph costs minutes, once per input size).
@@ -84,45 +115,80 @@ class TrainingSettings:
     epochs: int = 50
     freeze_epochs: int | None = None
     batch_size: int = 8
-    learning_rate: float = 1e-3
+    learning_rate: float | str = AUTO
     fine_tune_learning_rate: float = 1e-4
     out_dir: str | Path = "runs/detect/train"
     resume: bool = False
+    exist_ok: bool = False
     mixed_precision: bool = False
     multi_scale: bool = False
     multi_scale_sizes: tuple = MULTI_SCALE_SIZES
     distribute: bool = False
     augment: bool = True
-    augmentation: AugmentationSettings | None = None
+    augmentation: object = AUTO
     repeat: int = 1
-    anchors: object = None
-    learning_rate_schedule: str = "plateau"
-    warmup_epochs: float = 0.0
+    anchors: object = AUTO
+    learning_rate_schedule: str = AUTO
+    warmup_epochs: float | str = AUTO
     final_learning_rate_fraction: float = 0.01
-    ema_momentum: float | None = None
+    ema_momentum: float | str | None = AUTO
     early_stopping_patience: int = 10
     reduce_lr_patience: int = 3
     reduce_lr_factor: float = 0.1
     max_boxes: int = 100
-    assign_threshold: float = 1.0
-    batchnorm_momentum: float | None = None
+    assign_threshold: float | str = AUTO
+    batchnorm_momentum: float | str | None = AUTO
     workers: int = 1
     use_multiprocessing: bool = False
     seed: int = 0
     steps_per_epoch: int | None = None
     max_time_s: float | None = None
+    best_metric: str = "map50-95"
+    validation_map: bool = True
     verbose: object = "auto"
     jit_compile: object = "auto"
+
+    @property
+    def pretrained(self) -> bool:
+        """Whether training starts from trained weights (``weights``, or a ``.keras`` model to continue)."""
+        return self.weights not in (None, "", "none") or str(self.model).endswith(".keras")
+
+    def resolved(self) -> TrainingSettings:
+        """A copy with every ``"auto"`` field set: :data:`FROM_SCRATCH_RECIPE`'s value from scratch,
+        :data:`PRETRAINED_DEFAULTS`' with pretrained weights (k-means anchors only for the built-in models, whose
+        anchors can be replaced). A dict ``augmentation`` changes fields of the resolved default."""
+        defaults = PRETRAINED_DEFAULTS if self.pretrained else FROM_SCRATCH_RECIPE
+        changes = {key: value for key, value in defaults.items() if _is_auto(getattr(self, key))}
+        if changes.get("anchors") == "kmeans" and str(self.model) not in BUILT_IN_MODELS + ("yolov3_tiny",):
+            changes["anchors"] = None
+        augmentation = changes.get("augmentation", self.augmentation)
+        if isinstance(augmentation, dict):
+            base = defaults["augmentation"] or AugmentationSettings()
+            changes["augmentation"] = dataclasses.replace(base, **augmentation)
+        return dataclasses.replace(self, **changes)
 
     def resolved_freeze_epochs(self) -> int:
         """``freeze_epochs``, with ``None`` resolved (10 with pretrained weights, 0 without), capped at ``epochs``."""
         if self.freeze_epochs is None:
-            pretrained = self.weights not in (None, "", "none") or str(self.model).endswith(".keras")
-            return min(10 if pretrained else 0, self.epochs)
+            return min(10 if self.pretrained else 0, self.epochs)
         return min(int(self.freeze_epochs), self.epochs)
 
+    def best_monitor(self, has_validation: bool) -> tuple[str, str]:
+        """``(logged quantity, "min" or "max")`` that chooses ``best.keras``: :data:`BEST_METRICS`' entry of
+        ``best_metric``; ``val_loss`` when the validation mAP is off, the training loss without validation."""
+        if not has_validation:
+            return "loss", "min"
+        if not self.validation_map:
+            return "val_loss", "min"
+        return BEST_METRICS[self.best_metric]
+
     def check(self):
-        """Raise ``ValueError`` on impossible settings."""
+        """Raise ``ValueError`` on impossible settings (``"auto"`` fields are checked once :meth:`resolved`)."""
+        if any(_is_auto(getattr(self, key)) for key in FROM_SCRATCH_RECIPE):
+            self.resolved().check()
+            return
+        if self.best_metric not in BEST_METRICS:
+            raise ValueError(f"best_metric must be one of {', '.join(BEST_METRICS)}, got {self.best_metric!r}")
         if self.input_size <= 0 or self.input_size % 32:
             raise ValueError(f"input_size must be a positive multiple of 32, got {self.input_size}")
         if self.epochs < 1 or self.batch_size < 1:
@@ -150,9 +216,10 @@ class TrainingSettings:
         """``[(first_epoch, end_epoch, learning_rate, backbone_frozen, stage_number)]`` of the run: stage 1 with the
         backbone frozen for :meth:`resolved_freeze_epochs` epochs, then stage 2 (or one stage, nothing frozen)."""
         freeze = self.resolved_freeze_epochs()
+        learning_rate = self.resolved().learning_rate
         if freeze == 0:
-            return [(0, self.epochs, self.learning_rate, False, 1)]
-        stages = [(0, freeze, self.learning_rate, True, 1)]
+            return [(0, self.epochs, learning_rate, False, 1)]
+        stages = [(0, freeze, learning_rate, True, 1)]
         if self.epochs > freeze:
             stages.append((freeze, self.epochs, self.fine_tune_learning_rate, False, 2))
         return stages
@@ -169,3 +236,7 @@ class TrainingSettings:
             else:
                 record[key] = repr(value)
         return record
+
+
+def _is_auto(value) -> bool:
+    return isinstance(value, str) and value == AUTO

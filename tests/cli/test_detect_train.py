@@ -48,13 +48,63 @@ def test_flags_reach_the_settings(captured_settings):
 
 
 def test_defaults_follow_the_course(captured_settings):
+    """Issue 11: from scratch, the measured recipe is the default (k-means anchors included); with pretrained
+    weights, YOLOv3's own rules. best.keras is chosen on the validation map50-95."""
+    from defi1.detection.training_settings import FROM_SCRATCH_RECIPE, PRETRAINED_DEFAULTS
+
     assert main(["detect", "train", "--data", "d.yaml", "--multi-scale"]) == 0
     (settings,) = captured_settings
     assert settings.multi_scale and settings.multi_scale_sizes == MULTI_SCALE_SIZES == tuple(range(320, 609, 32))
-    assert settings.learning_rate_schedule == "plateau" and settings.ema_momentum is None
-    assert settings.assign_threshold == 1.0 and settings.max_time_s is None and settings.jit_compile == "auto"
-    assert main(["detect", "train", "--data", "d.yaml"]) == 0
+    assert settings.max_time_s is None and settings.jit_compile == "auto" and settings.best_metric == "map50-95"
+    assert settings.validation_map and not settings.exist_ok
+    from_scratch = settings.resolved()
+    assert {key: getattr(from_scratch, key) for key in FROM_SCRATCH_RECIPE} == FROM_SCRATCH_RECIPE
+    assert from_scratch.anchors == "kmeans" and from_scratch.learning_rate == 0.002
+    assert main(["detect", "train", "--data", "d.yaml", "--weights", "w.weights"]) == 0
+    pretrained = captured_settings[1].resolved()
     assert not captured_settings[1].multi_scale
+    assert {key: getattr(pretrained, key) for key in PRETRAINED_DEFAULTS} == PRETRAINED_DEFAULTS
+
+
+def test_every_training_setting_has_a_flag(captured_settings):
+    """Issue 11: every TrainingSettings field is set by a flag of `detect train` (a value unlike its default for
+    each), so the command line reproduces what a notebook does; the recipe's fields among them."""
+    import dataclasses
+
+    from defi1.detection.augment import AugmentationSettings
+    from defi1.detection.training_settings import FROM_SCRATCH_RECIPE, TrainingSettings
+
+    flags = ["--data", "d.yaml", "--model", "yolov3", "--weights", "w.weights", "--input-size", "320", "--epochs",
+             "30", "--freeze-epochs", "5", "--batch-size", "4", "--learning-rate", "0.002",
+             "--fine-tune-learning-rate", "0.0002", "--out", "runs/x", "--resume", "--exist-ok",
+             "--mixed-precision", "--multi-scale", "128,224", "--distribute", "--no-augment", "--scale-jitter", "0.1",
+             "--aspect-jitter", "0.1", "--translate", "0.05", "--flip", "0.25", "--hue", "0.05", "--saturation",
+             "1.2", "--exposure", "1.3", "--min-box-size", "3", "--min-visible-fraction", "0.5", "--repeat", "2",
+             "--anchors", "kmeans", "--schedule", "cosine", "--warmup-epochs", "1", "--final-lr-fraction", "0.05",
+             "--ema", "0.99", "--patience", "0", "--reduce-lr-patience", "2", "--reduce-lr-factor", "0.5",
+             "--max-boxes", "50", "--assign-threshold", "0.213", "--batchnorm-momentum", "0.95", "--workers", "2",
+             "--multiprocessing", "--seed", "4", "--steps-per-epoch", "7", "--time-limit", "2.5", "--best-metric",
+             "map50", "--no-val-map", "--verbose", "2", "--jit-compile", "on"]
+    assert main(["detect", "train", *flags]) == 0
+    (settings,) = captured_settings
+    default = TrainingSettings(data="other.yaml")
+    unchanged = [field.name for field in dataclasses.fields(TrainingSettings)
+                 if getattr(settings, field.name) == getattr(default, field.name)]
+    assert unchanged == []
+    assert settings.augmentation == {"scale_range": (0.9, 1.1), "aspect_jitter": 0.1, "translate": 0.05,
+                                     "flip_probability": 0.25, "hue": 0.05, "saturation": 1.2, "exposure": 1.3,
+                                     "min_box_size": 3.0, "min_visible_fraction": 0.5}
+    augmentation_fields = {field.name for field in dataclasses.fields(AugmentationSettings)} - {"fill"}
+    assert set(settings.augmentation) == augmentation_fields  # fill: the letterbox grey, not a training choice
+    # The recipe spelled out on the command line, with pretrained weights, gives the recipe.
+    resolved = settings.resolved()
+    recipe_values = {key: getattr(resolved, key) for key in FROM_SCRATCH_RECIPE}
+    assert recipe_values["augmentation"] == dataclasses.replace(FROM_SCRATCH_RECIPE["augmentation"],
+                                                                flip_probability=0.25, hue=0.05, saturation=1.2,
+                                                                exposure=1.3, min_box_size=3.0,
+                                                                min_visible_fraction=0.5)
+    del recipe_values["augmentation"]
+    assert recipe_values == {key: value for key, value in FROM_SCRATCH_RECIPE.items() if key != "augmentation"}
 
 
 @pytest.mark.parametrize("value", ["100,200", "320", "608,320", "a,b"])

@@ -239,3 +239,24 @@ def test_write_metrics(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "dog" in printed and "0.756" in printed
     assert format_metrics_table(metrics).splitlines()[1].startswith("all")
+
+
+def test_precision_and_recall_at_the_best_f1_confidence():
+    """Issue 11: P and R as users expect them, at the confidence threshold that maximises F1. Two objects, three
+    detections: 0.9 hits, 0.6 misses, 0.3 hits. Kept at >= 0.3: P 2/3, R 1, F1 0.8; at >= 0.6: P 1/2, R 1/2; at >= 0.9:
+    P 1, R 1/2, F1 2/3. Best: threshold 0.3 (the highest reaching F1 0.8)."""
+    from defi1.detection.metrics import format_metrics_table
+
+    truth = [(np.array([[0, 0, 10, 10], [20, 20, 30, 30]]), np.array([0, 0]))]
+    detections = [(np.array([[0, 0, 10, 10], [50, 50, 60, 60], [20, 20, 30, 30]]), np.array([0.9, 0.6, 0.3]),
+                   np.array([0, 0, 0]))]
+    metrics = evaluate_detections(truth, detections, num_classes=1)
+    assert metrics["best_f1"] == pytest.approx({"confidence": 0.3, "precision": 2 / 3, "recall": 1.0, "f1": 0.8})
+    assert "at confidence 0.300 (best F1 0.800): precision 0.667, recall 1.000" in format_metrics_table(metrics)
+    # Two classes: the means of the per-class curves. Class 1 has one object and one detection at 0.5 that hits:
+    # at >= 0.3: mean P (2/3 + 1) / 2, mean R 1: F1 = 2 * (5/6) / (5/6 + 1) = 10/11.
+    truth = [(np.array([[0, 0, 10, 10], [20, 20, 30, 30], [40, 0, 50, 10]]), np.array([0, 0, 1]))]
+    detections = [(np.array([[0, 0, 10, 10], [50, 50, 60, 60], [20, 20, 30, 30], [40, 0, 50, 10]]),
+                   np.array([0.9, 0.6, 0.3, 0.5]), np.array([0, 0, 0, 1]))]
+    best = evaluate_detections(truth, detections, num_classes=2)["best_f1"]
+    assert best == pytest.approx({"confidence": 0.3, "precision": 5 / 6, "recall": 1.0, "f1": 10 / 11})

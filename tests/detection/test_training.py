@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from defi1.detection.training import LOG_FILE, TrainingDivergedError, train_detector
-from defi1.detection.training_settings import TrainingSettings
+from defi1.detection.training_settings import PRETRAINED_DEFAULTS, TrainingSettings
 from defi1.runs import BEST_MODEL, LAST_MODEL, STATE_FILE, read_csv_history
 
 from .conftest import narrow_tiny_cfg, shapes_dataset
@@ -50,7 +50,8 @@ def test_two_stages_checkpoints_and_resume(small_run):
     out_dir = folder / "two_stages"
     recorder = WeightsRecorder(["conv_0", "batchnorm_0", "conv_15"])  # backbone conv and its BN; a head conv
     settings = TrainingSettings(data=data_yaml, model=str(cfg), input_size=64, epochs=2, freeze_epochs=1,
-                                batch_size=2, out_dir=out_dir, augment=False, verbose=0)
+                                batch_size=2, out_dir=out_dir, augment=False, verbose=0,
+                                **PRETRAINED_DEFAULTS)  # YOLOv3's plateau schedule: the rates are known
     result = train_detector(settings, callbacks=[recorder], log=lambda message: None)
     start, stage1, stage2 = recorder.snapshots["start"], recorder.snapshots[0], recorder.snapshots[1]
     # Stage 1: backbone (weights and BN statistics) untouched, head trained.
@@ -217,7 +218,9 @@ def test_overfit_reaches_map50(tmp_path):
     cfg = narrow_tiny_cfg(tmp_path / "narrow.cfg", input_size=128, divisor=4, anchors=anchors)
     result = train_detector(data=data_yaml, model=str(cfg), input_size=128, epochs=25, batch_size=8, repeat=4,
                             learning_rate=3e-3, augment=False, batchnorm_momentum=0.9, early_stopping_patience=0,
-                            reduce_lr_patience=0, out_dir=tmp_path / "run", verbose=0, log=lambda message: None)
+                            reduce_lr_patience=0, learning_rate_schedule="plateau", warmup_epochs=0.0,
+                            ema_momentum=None, assign_threshold=1.0, best_metric="val_loss",
+                            out_dir=tmp_path / "run", verbose=0, log=lambda message: None)
     metrics = evaluate_model(result.last_model_path, data_yaml, "train", print_table=False)
     assert metrics["num_ground_truth"] >= 8
     assert metrics["map50"] >= 0.9, metrics["per_class"]

@@ -11,7 +11,7 @@ def test_stages_follow_the_course():
     with_weights = TrainingSettings(data="d.yaml", weights="yolov3-tiny.weights", epochs=30)
     assert with_weights.stages() == [(0, 10, 1e-3, True, 1), (10, 30, 1e-4, False, 2)]
     from_scratch = TrainingSettings(data="d.yaml", epochs=30)
-    assert from_scratch.stages() == [(0, 30, 1e-3, False, 1)]
+    assert from_scratch.stages() == [(0, 30, 2e-3, False, 1)]  # the from-scratch recipe's rate
     capped = TrainingSettings(data="d.yaml", epochs=5, freeze_epochs=8, learning_rate=0.01)
     assert capped.stages() == [(0, 5, 0.01, True, 1)]
 
@@ -32,3 +32,22 @@ def test_impossible_schedule_settings_are_refused():
                            (dict(max_time_s=0), "the time limit must be positive, got 0 s")):
         with pytest.raises(ValueError, match=message):
             TrainingSettings(data="d.yaml", **wrong).check()
+
+
+def test_auto_fields_resolve_to_the_recipe_from_scratch_only():
+    from defi1.detection.augment import AugmentationSettings
+    from defi1.detection.training_settings import FROM_SCRATCH_RECIPE, LIGHT_AUGMENTATION
+
+    scratch = TrainingSettings(data="d.yaml").resolved()
+    assert {key: getattr(scratch, key) for key in FROM_SCRATCH_RECIPE} == FROM_SCRATCH_RECIPE
+    pretrained = TrainingSettings(data="d.yaml", weights="w.weights", ema_momentum=0.9).resolved()
+    assert (pretrained.learning_rate_schedule, pretrained.ema_momentum, pretrained.anchors) == ("plateau", 0.9, None)
+    # A darknet cfg carries its own anchors: no k-means for it; a dict changes fields of the resolved augmentation.
+    cfg = TrainingSettings(data="d.yaml", model="my.cfg", augmentation={"hue": 0.0}).resolved()
+    assert cfg.anchors is None and cfg.augmentation == AugmentationSettings(
+        scale_range=LIGHT_AUGMENTATION.scale_range, aspect_jitter=0.1, translate=0.05, hue=0.0)
+    with pytest.raises(ValueError, match="best_metric must be one of map50-95, map50, val_loss, got 'map'"):
+        TrainingSettings(data="d.yaml", best_metric="map").check()
+    assert TrainingSettings(data="d.yaml").best_monitor(True) == ("val_map50_95", "max")
+    assert TrainingSettings(data="d.yaml", validation_map=False).best_monitor(True) == ("val_loss", "min")
+    assert TrainingSettings(data="d.yaml", best_metric="map50").best_monitor(False) == ("loss", "min")
