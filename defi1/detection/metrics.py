@@ -161,9 +161,12 @@ def precision_recall_at_confidences(scores, outcome, num_positives, confidences=
             one (ignored detections removed). num_positives: ground-truth boxes of the class.
     Returns:
         ``(precision, recall)``, each ``(len(confidences),)``; a threshold keeping no detection has precision 1 and
-        recall 0 (the convention of the precision-recall curve's left end).
+        recall 0 (the convention of the precision-recall curve's left end), a class without any detection precision
+        0 everywhere (as Ultralytics reports them).
     """
     scores = np.asarray(scores, dtype=np.float64)
+    if len(scores) == 0:
+        return np.zeros(len(confidences)), np.zeros(len(confidences))
     true_positives = np.cumsum(np.asarray(outcome) == _TRUE_POSITIVE)
     kept = np.searchsorted(-scores, -np.asarray(confidences, dtype=np.float64), side="right")  # scores >= c
     precision = np.ones(len(kept))
@@ -188,7 +191,8 @@ def best_f1_point(precisions, recalls, confidences=CONFIDENCE_GRID) -> dict:
     precision = np.mean(precisions, axis=0)
     recall = np.mean(recalls, axis=0)
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-16)
-    best = len(f1) - 1 - int(np.argmax(f1[::-1]))  # the highest threshold reaching the best F1
+    # The highest threshold reaching the best F1; with no true positive at all, the lowest (every detection kept).
+    best = len(f1) - 1 - int(np.argmax(f1[::-1])) if f1.max() > 0 else 0
     return {"confidence": float(confidences[best]), "precision": float(precision[best]),
             "recall": float(recall[best]), "f1": float(f1[best])}
 

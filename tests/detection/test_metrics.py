@@ -260,3 +260,8 @@ def test_precision_and_recall_at_the_best_f1_confidence():
                    np.array([0.9, 0.6, 0.3, 0.5]), np.array([0, 0, 0, 1]))]
     best = evaluate_detections(truth, detections, num_classes=2)["best_f1"]
     assert best == pytest.approx({"confidence": 0.3, "precision": 5 / 6, "recall": 1.0, "f1": 10 / 11})
+    # No true positive: no operating point to choose; reported with every detection kept (precision 0, not the
+    # empty curve's convention of 1).
+    missed = [(np.array([[50, 50, 60, 60]]), np.array([0.9]), np.array([0]))]
+    nothing = evaluate_detections(truth[:1], missed, num_classes=2)["best_f1"]
+    assert nothing == {"confidence": 0.0, "precision": 0.0, "recall": 0.0, "f1": 0.0}
