@@ -18,8 +18,10 @@ loop. Everything a run writes goes to its run folder (:mod:`defi1.runs`): ``out_
     loss_curves.png     # losses per epoch (with the stage boundary) beside the validation mAP
 
 Every epoch ends with the validation split's mAP (:class:`~defi1.detection.training_callbacks.ValidationMap`,
-``validation_map=False`` to skip it): on tiny-YOLOv3 at 160 px with 40 validation images it costs about 1 s, a few
-per cent of the epoch (benchmarks/RESULTS.md). Precision and recall are logged at the confidence of the best F1.
+``validation_map=False`` to skip it). Its cost, tiny-YOLOv3 at 160 px, 40 validation images, 2 CPU cores: 2 to 4 s
+an epoch, 15 % of a 240-image epoch (an untrained model is the worst case: NMS of its many low-confidence boxes is
+half of it, the network a third, the mAP itself 5 %; ``benchmarks/bench_validation_map.py``, RESULTS.md). Precision
+and recall are logged at the confidence of the best F1.
 
 A NaN or infinite loss stops training at once with :class:`TrainingDivergedError`; the checkpoints of the last good
 epoch are kept untouched. A checkpoint that cannot be written (disk full) stops it with

@@ -94,8 +94,8 @@ class ValidationMap(keras.callbacks.Callback):
     threshold 0.005, NMS IoU 0.45, best class per box), with the network run by the compiled ``predict_on_batch``
     of the model being trained (with the averaged weights when ``keras.callbacks.SwapEMAWeights`` precedes this
     callback). The images are read again each epoch (nothing kept in memory); an epoch whose loss is not finite is
-    not measured. Cost: see :attr:`seconds` (tiny-YOLOv3 at 160 px, 40 validation images: about 1 s an epoch on 2
-    CPU cores; benchmarks/RESULTS.md).
+    not measured. Cost: see :attr:`seconds` (tiny-YOLOv3 at 160 px, 40 validation images, 2 CPU cores: 2 to 4 s,
+    15 % of a 240-image epoch; ``benchmarks/bench_validation_map.py``).
 
     Args:
         samples: the validation :class:`~defi1.detection.formats.common.Sample` list. class_names: the dataset's.

@@ -127,7 +127,10 @@ def test_cli_evaluate_pred_writes_metrics(dataset, tmp_path, capsys):
     written = json.loads((out_dir / "metrics.json").read_text())
     assert written["map50"] == pytest.approx(1.0)
     assert written["map50_95"] < 0.6
-    assert "metrics.json" in capsys.readouterr().out
+    # Issue 11: precision and recall at the best-F1 confidence: every detection (all at 0.8) is right at IoU 0.5.
+    assert written["best_f1"] == {"confidence": 0.8, "precision": 1.0, "recall": 1.0, "f1": 1.0}
+    output = capsys.readouterr().out
+    assert "metrics.json" in output and "at confidence 0.800 (best F1 1.000): precision 1.000, recall 1.000" in output
 
 
 def test_cli_evaluate_needs_a_model_or_predictions(dataset, capsys):

@@ -55,3 +55,21 @@ def test_training_reads_a_voc_dataset_through_the_loader(tmp_path):
     assert result.epochs_completed == 1 and result.history["epoch"] == [0.0]
     assert np.isfinite(result.history["val_loss"][0])  # the VOC val split (ImageSets/Main/val.txt) was used
     assert not any(line.startswith("data check") for line in logged)  # a clean dataset: nothing to report
+
+
+def test_label_files_training_would_refuse_are_left_out_and_counted_before_training(tmp_path):
+    """Issue 12: a label file with a malformed line, or a class beyond the names, used to stop training when its
+    batch was loaded, one file per run; the check before the first epoch finds them all and leaves them out."""
+    from defi1.detection.check import check_before_training
+
+    data_yaml = shapes_dataset(tmp_path / "shapes", num_images=4, image_size=64)
+    labels = tmp_path / "shapes" / "labels" / "train"
+    first, second = sorted(labels.glob("*.txt"))[:2]
+    first.write_text("0 0.5 0.5 0.2\n")  # four numbers
+    second.write_text("9 0.5 0.5 0.2 0.2\n")  # class 9 of 5
+    logged = []
+    index = check_before_training(data_yaml, log=logged.append)
+    assert [sample.image_path.stem for sample in index.samples("train")] == ["train_00002", "train_00003"]
+    assert "2 image(s) left out of training" in logged
+    left_out = sorted(line for line in logged if line.startswith("  left out: "))
+    assert len(left_out) == 2 and first.name in left_out[0] and second.name in left_out[1]
