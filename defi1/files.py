@@ -9,6 +9,7 @@ is complete, or removes it if the writer failed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -27,6 +28,25 @@ def ensure_output_dir(path) -> Path:
     if not os.access(path, os.W_OK | os.X_OK):
         raise PermissionError(f"{path}: the output folder is not writable")
     return path
+
+
+@contextlib.contextmanager
+def output_dir_for(path):
+    """:func:`ensure_output_dir` for a block of work that fills the folder (a training run): when the block raises
+    and leaves the folder empty, the folders made for it are removed again, so a failed run leaves no empty output
+    folder behind. An existing folder is never removed. Yields the folder."""
+    path = Path(path)
+    made = [folder for folder in (path, *path.parents) if not folder.exists()]  # deepest first
+    folder = ensure_output_dir(path)
+    try:
+        yield folder
+    except BaseException:
+        for created in made:
+            try:
+                created.rmdir()  # only when empty
+            except OSError:
+                break
+        raise
 
 
 #: The name :class:`AtomicOutput` gives its temporary file: ``.<stem>.tmp<pid>-<8 hex digits><suffix>``.

@@ -159,3 +159,25 @@ def test_a_weights_only_save_leaves_out_the_optimizer(tmp_path):
     assert loaded.name == "wide" and model.optimizer is not None
     for ours, theirs in zip(loaded.get_weights(), model.get_weights(), strict=True):
         np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_failed_run_leaves_no_empty_output_folder(tmp_path):
+    """Issue 12: the folders made for a run that fails before writing anything are removed; an existing folder, or
+    one the run wrote to, is kept."""
+    from defi1.files import output_dir_for
+
+    with pytest.raises(ValueError, match="bad data"):
+        with output_dir_for(tmp_path / "runs" / "detect" / "train") as folder:
+            assert folder.is_dir()
+            raise ValueError("bad data")
+    assert names_in(tmp_path) == []
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(ValueError, match="bad data"):
+        with output_dir_for(tmp_path / "runs" / "train") as folder:
+            (folder / "log.csv").write_text("epoch\n")
+            raise ValueError("bad data")
+    assert names_in(tmp_path / "runs" / "train") == ["log.csv"]
+    with pytest.raises(KeyboardInterrupt, match="^$"):
+        with output_dir_for(tmp_path / "runs" / "other"):
+            raise KeyboardInterrupt
+    assert names_in(tmp_path / "runs") == ["train"]

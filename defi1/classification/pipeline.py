@@ -98,48 +98,48 @@ def train_from_folder(data_dir, *, model_name, run_dir, image_size=None, color_m
     import keras
 
     from defi1.classification import evaluation, models, training
-    from defi1.files import atomic_copy, ensure_output_dir, load_keras_model
+    from defi1.files import atomic_copy, load_keras_model, output_dir_for
 
-    run_dir = ensure_output_dir(run_dir)
-    keras.utils.set_random_seed(seed)
-    splits = load_folder_splits(data_dir, test_size=test_size, val_size=val_size, seed=seed)
-    transfer = model_name in models.BACKBONES
-    if image_size is None:
-        image_size = 224 if transfer else 32
-    if transfer:
-        color_mode = "rgb"
-    channels = 1 if color_mode == "grayscale" else 3
-    model = models.build_classifier(model_name, input_shape=(image_size, image_size, channels),
-                                    num_classes=len(splits.class_names), class_names=splits.class_names,
-                                    weights=weights)
-    preprocessing = models.classifier_info(model)["preprocessing"]
-    datasets = make_datasets(splits, image_size=(image_size, image_size), batch_size=batch_size,
-                             preprocessing=preprocessing, color_mode=color_mode, augment=augment, workers=workers,
-                             seed=seed)
-    options = dict(early_stopping_patience=early_stopping_patience, verbose=verbose,
-                   num_classes=len(splits.class_names))
-    if transfer:
-        phases = training.train_transfer_classifier(
-            model, datasets["train"], datasets["val"], run_dir=run_dir, head_epochs=epochs,
-            fine_tune_epochs=fine_tune_epochs, fine_tune_layers=fine_tune_layers, head_learning_rate=learning_rate,
-            fine_tune_learning_rate=fine_tune_learning_rate, resume=resume, **options)
-        best_path = phases["best_path"]
-        histories = {phase: result.history for phase, result in phases.items()
-                     if phase in ("head", "fine_tune") and result is not None}
-    else:
-        result = training.train_classifier(model, datasets["train"], datasets["val"], run_dir=run_dir / "train",
-                                           epochs=epochs, learning_rate=learning_rate, resume=resume, **options)
-        best_path = result.best_path
-        histories = {model_name: result.history}
-    model_path = atomic_copy(best_path, run_dir / "model.keras")
-    best = load_keras_model(model_path)
-    report_split = "test" if "test" in datasets else "val"
-    metrics = evaluation.evaluate_classifier(best, datasets, class_names=splits.class_names,
-                                             out_dir=run_dir / "evaluation", report_split=report_split,
-                                             histories=histories)
-    metrics.update(model_path=str(model_path), skipped=[(str(path), reason) for path, reason in splits.skipped],
-                   leaks=[str(leak) for leak in splits.leaks])
-    return metrics
+    with output_dir_for(run_dir) as run_dir:  # a run that fails before writing leaves no empty folder
+        keras.utils.set_random_seed(seed)
+        splits = load_folder_splits(data_dir, test_size=test_size, val_size=val_size, seed=seed)
+        transfer = model_name in models.BACKBONES
+        if image_size is None:
+            image_size = 224 if transfer else 32
+        if transfer:
+            color_mode = "rgb"
+        channels = 1 if color_mode == "grayscale" else 3
+        model = models.build_classifier(model_name, input_shape=(image_size, image_size, channels),
+                                        num_classes=len(splits.class_names), class_names=splits.class_names,
+                                        weights=weights)
+        preprocessing = models.classifier_info(model)["preprocessing"]
+        datasets = make_datasets(splits, image_size=(image_size, image_size), batch_size=batch_size,
+                                 preprocessing=preprocessing, color_mode=color_mode, augment=augment, workers=workers,
+                                 seed=seed)
+        options = dict(early_stopping_patience=early_stopping_patience, verbose=verbose,
+                       num_classes=len(splits.class_names))
+        if transfer:
+            phases = training.train_transfer_classifier(
+                model, datasets["train"], datasets["val"], run_dir=run_dir, head_epochs=epochs,
+                fine_tune_epochs=fine_tune_epochs, fine_tune_layers=fine_tune_layers, head_learning_rate=learning_rate,
+                fine_tune_learning_rate=fine_tune_learning_rate, resume=resume, **options)
+            best_path = phases["best_path"]
+            histories = {phase: result.history for phase, result in phases.items()
+                         if phase in ("head", "fine_tune") and result is not None}
+        else:
+            result = training.train_classifier(model, datasets["train"], datasets["val"], run_dir=run_dir / "train",
+                                               epochs=epochs, learning_rate=learning_rate, resume=resume, **options)
+            best_path = result.best_path
+            histories = {model_name: result.history}
+        model_path = atomic_copy(best_path, run_dir / "model.keras")
+        best = load_keras_model(model_path)
+        report_split = "test" if "test" in datasets else "val"
+        metrics = evaluation.evaluate_classifier(best, datasets, class_names=splits.class_names,
+                                                 out_dir=run_dir / "evaluation", report_split=report_split,
+                                                 histories=histories)
+        metrics.update(model_path=str(model_path), skipped=[(str(path), reason) for path, reason in splits.skipped],
+                       leaks=[str(leak) for leak in splits.leaks])
+        return metrics
 
 
 def evaluate_saved_model(model_path, data_dir, *, out_dir=None, batch_size=32, test_size=0.25, val_size=0.2,

@@ -43,7 +43,7 @@ from defi1.detection.training_callbacks import CosineLearningRate, NanGuard, Tim
 from defi1.detection.training_model import build_model, set_backbone_trainable, set_batchnorm_momentum
 from defi1.detection.training_settings import FROM_SCRATCH_RECIPE, TrainingSettings
 from defi1.errors import ConfigError, Defi1Error
-from defi1.files import ensure_output_dir, load_keras_model, remove_stale_temporaries
+from defi1.files import load_keras_model, output_dir_for, remove_stale_temporaries
 from defi1.runs import (BEST_MODEL, LAST_MODEL, STATE_FILE, RunCheckpoint, new_run_dir, read_csv_history,
                         read_run_state)
 
@@ -234,16 +234,14 @@ def _stage_callbacks(settings, stage, *, run_callbacks, steps_per_epoch, monitor
     return callbacks, early_stopping
 
 
-def _run_dir(settings, log):
-    """``(run folder, created)``: the folder of a resumed run, or a new run's (:func:`defi1.runs.new_run_dir`),
-    created; ``created`` says whether it did not exist before (so that a failed run can remove it)."""
+def _run_dir(settings, log) -> Path:
+    """The folder of a resumed run, or a new run's (:func:`defi1.runs.new_run_dir`)."""
     requested = Path(settings.out_dir)
     out_dir = requested if settings.resume else new_run_dir(requested, exist_ok=settings.exist_ok)
     if out_dir != requested:
         log(f"{requested} holds an earlier run: this run writes to {out_dir} (--exist-ok to reuse {requested}, "
             "--resume to continue it)")
-    created = not out_dir.exists()
-    return ensure_output_dir(out_dir), created
+    return out_dir
 
 
 def _start(settings, out_dir, log, monitor):
@@ -290,13 +288,8 @@ def train_detector(settings: TrainingSettings | None = None, *, callbacks=(), lo
     settings = settings.resolved()
     settings.check()
     dataset = check_before_training(settings.data, log=log)  # every bad image found before the first epoch
-    out_dir, created = _run_dir(settings, log)
-    try:
+    with output_dir_for(_run_dir(settings, log)) as out_dir:  # a run failing before any file leaves no folder
         return _train(settings, dataset, out_dir, callbacks=callbacks, log=log)
-    except BaseException:
-        if created and out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()  # a run that failed before writing anything leaves no empty folder
-        raise
 
 
 def _train(settings, dataset, out_dir, *, callbacks, log) -> TrainingResult:

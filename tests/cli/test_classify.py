@@ -106,8 +106,9 @@ def test_predict_single_unreadable_image_is_an_error_naming_it(trained, tmp_path
 
 
 def test_train_errors_missing_data_and_unwritable_output(tmp_path, capsys):
-    assert main(["classify", "train", str(tmp_path / "missing"), str(tmp_path / "run"), *TRAIN]) == 1
+    assert main(["classify", "train", str(tmp_path / "missing"), str(tmp_path / "runs" / "run"), *TRAIN]) == 1
     assert "missing: no such folder" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # issue 12: a failed run leaves no empty output folder
     data = write_tree(tmp_path / "data", per_class=4)
     (tmp_path / "file").write_text("x")
     assert main(["classify", "train", str(data), str(tmp_path / "file" / "run"), *TRAIN]) == 1
