@@ -27,7 +27,7 @@ class LocalisationDemoSettings:
     num_test: int = 60
     image_size: int = 96
     input_size: int = 96
-    epochs: int = 40
+    epochs: int = 30
     batch_size: int = 16
     learning_rate: float = 3e-3
     max_objects: int = 2
