@@ -85,7 +85,7 @@ def register(subparsers):
     train.add_argument("--workers", type=int, default=1, help="parallel batch loaders (1)")
     train.add_argument("--multiprocessing", action="store_true", help="load batches in processes, not threads")
     train.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+    train.add_argument("--progress", type=int, choices=(0, 1, 2), default=None,
                        help="Keras progress: 0 silent, 1 progress bar, 2 one line an epoch (default: bar)")
     train.set_defaults(handler=run_train)
 
@@ -142,7 +142,8 @@ SETTINGS_FROM_ARGUMENTS = {"out_dir": "out", "learning_rate_schedule": "schedule
                            "early_stopping_patience": "patience", "use_multiprocessing": "multiprocessing",
                            "final_learning_rate_fraction": "final_lr_fraction", "max_time_s": "time_limit",
                            "augment": "no_augment", "validation_map": "no_val_map",
-                           "multi_scale_sizes": "multi_scale", "augmentation": "scale_jitter"}
+                           "multi_scale_sizes": "multi_scale", "augmentation": "scale_jitter",
+                           "verbose": "progress"}
 
 
 def _auto_float(text):
@@ -175,7 +176,7 @@ def training_settings(arguments: argparse.Namespace):
         multi_scale_sizes=multi_scale_sizes(arguments.multi_scale or "320,608"),
         anchors={"default": None}.get(arguments.anchors, arguments.anchors),
         max_time_s=None if arguments.time_limit is None else arguments.time_limit * 60,
-        verbose="auto" if arguments.verbose is None else arguments.verbose,
+        verbose="auto" if arguments.progress is None else arguments.progress,
         jit_compile={"auto": "auto", "on": True, "off": False}[arguments.jit_compile])
     return TrainingSettings(**values)
 

@@ -62,7 +62,11 @@ class TrainingDivergedError(Defi1Error):
 @dataclass
 class TrainingResult:
     """What :func:`train_detector` produced. ``history`` maps each logged quantity to its per-epoch values (the whole
-    run, resumed parts included, read back from the CSV log)."""
+    run, resumed parts included, read back from the CSV log). ``out_dir`` is the run folder written (``train2`` when
+    ``train`` held a run). ``best_metric`` is the logged quantity ``best.keras`` was chosen on, ``best_epoch``
+    (1-based) the epoch it holds, ``best_metrics`` that epoch's validation ``map50``, ``map50-95``, ``precision``,
+    ``recall`` (at the best-F1 confidence) and ``val_loss``; ``best_validation_loss`` its validation loss.
+    ``validation_map_seconds``: the mean cost of the validation mAP per epoch."""
 
     out_dir: Path
     best_model_path: Path

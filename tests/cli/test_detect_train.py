@@ -84,7 +84,7 @@ def test_every_training_setting_has_a_flag(captured_settings):
              "--ema", "0.99", "--patience", "0", "--reduce-lr-patience", "2", "--reduce-lr-factor", "0.5",
              "--max-boxes", "50", "--assign-threshold", "0.213", "--batchnorm-momentum", "0.95", "--workers", "2",
              "--multiprocessing", "--seed", "4", "--steps-per-epoch", "7", "--time-limit", "2.5", "--best-metric",
-             "map50", "--no-val-map", "--verbose", "2", "--jit-compile", "on"]
+             "map50", "--no-val-map", "--progress", "2", "--jit-compile", "on"]
     assert main(["detect", "train", *flags]) == 0
     (settings,) = captured_settings
     default = TrainingSettings(data="other.yaml")

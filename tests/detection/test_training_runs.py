@@ -102,7 +102,7 @@ def test_runs_report_map_keep_earlier_runs_and_resume_only_the_same_run(tmp_path
 
     monkeypatch.setattr(keras.Model, "save", full_disk_for_last)
     code = main(["detect", "train", "--data", str(data_yaml), "--model", str(cfg), "--input-size", "64", "--epochs",
-                 "3", "--batch-size", "2", "--no-augment", "--out", str(out), "--resume", "--verbose", "0"])
+                 "3", "--batch-size", "2", "--no-augment", "--out", str(out), "--resume", "--progress", "0"])
     captured = capsys.readouterr()
     assert code == 1
     assert captured.err == (f"defi1: error: {out / LAST_MODEL}: cannot write the checkpoint of epoch 3, disk full (No "
