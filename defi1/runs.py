@@ -47,8 +47,8 @@ def new_run_dir(path, *, exist_ok=False) -> Path:
     path = Path(path)
     if exist_ok or _free(path):
         return path
-    stem = re.sub(r"\d+$", "", path.name) if re.search(r"\D\d+$", path.name) else path.name
-    number = 2
+    numbered = re.fullmatch(r"(.*\D)(\d+)", path.name)  # train2 taken: train3, not train22
+    stem, number = (numbered.group(1), int(numbered.group(2)) + 1) if numbered else (path.name, 2)
     while not _free(path.with_name(f"{stem}{number}")):
         number += 1
     return path.with_name(f"{stem}{number}")

@@ -80,6 +80,9 @@ def test_a_new_run_never_reuses_a_folder_holding_a_run(tmp_path):
     assert new_run_dir(train) == tmp_path / "train3"
     assert new_run_dir(tmp_path / "train2") == tmp_path / "train3"  # train2 taken: the next number, not train22
     assert new_run_dir(train, exist_ok=True) == train
+    (tmp_path / "exp10").mkdir()
+    (tmp_path / "exp10" / "last.keras").write_bytes(b"m")
+    assert new_run_dir(tmp_path / "exp10") == tmp_path / "exp11"
 
 
 def test_a_full_disk_while_checkpointing_is_one_clear_error(compiled_model, tmp_path, monkeypatch):
