@@ -26,10 +26,11 @@ TRAIN_IMAGES, VAL_IMAGES, TEST_IMAGES = 40, 16, 36
 INPUT_SIZE, EPOCHS = 256, 15
 #: Stage 1 only, given explicitly so that the test does not move with the library's defaults.
 FROZEN_BACKBONE = {"freeze_epochs": EPOCHS, "learning_rate": 1e-3}
-#: Held-out map50 after EPOCHS epochs (measured on 2 shared CPU cores, see the test): pretrained 0.0, from
-#: scratch 0.0.
-MIN_PRETRAINED_MAP50 = 0.0
-MAX_SCRATCH_MAP50 = 0.0
+#: Held-out map50 after EPOCHS epochs, measured 2026-12-02 (TensorFlow, 2 CPU cores; 7 minutes for both runs at load
+#: average 9): released weights 0.194, random weights 0.051 (75 steps of neck and heads only: far from what the full
+#: benchmark reaches, but four times what the same training makes of random features).
+MIN_PRETRAINED_MAP50 = 0.13
+MAX_SCRATCH_MAP50 = 0.10
 
 
 @pytest.fixture(scope="module")
