@@ -28,12 +28,12 @@ def register(subparsers):
     train.add_argument("--input-size", type=int, default=416, help="network input side, multiple of 32 (416)")
     train.add_argument("--epochs", type=int, default=50, help="total epochs, both stages (50)")
     train.add_argument("--freeze-epochs", type=int, default=None,
-                       help="epochs with the backbone frozen (default: 10 with --weights, 0 without)")
+                       help="epochs with the backbone frozen (default: 3 with --weights, 0 without)")
     train.add_argument("--batch-size", type=int, default=8, help="images per batch (8)")
     train.add_argument("--learning-rate", type=_auto_float, default="auto",
                        help="stage 1 learning rate (auto: 2e-3 from scratch, 1e-3 with --weights)")
-    train.add_argument("--fine-tune-learning-rate", type=float, default=1e-4,
-                       help="stage 2 learning rate, when there is a stage 1 (1e-4)")
+    train.add_argument("--fine-tune-learning-rate", type=float, default=5e-4,
+                       help="stage 2 learning rate, when there is a stage 1 (5e-4)")
     train.add_argument("--out", default="runs/detect/train",
                        help="run folder (runs/detect/train; one holding an earlier run becomes train2, train3 ...)")
     train.add_argument("--exist-ok", action="store_true",

@@ -107,6 +107,19 @@ def test_every_training_setting_has_a_flag(captured_settings):
     assert recipe_values == {key: value for key, value in FROM_SCRATCH_RECIPE.items() if key != "augmentation"}
 
 
+def test_pretrained_two_stage_defaults_are_the_library_ones(captured_settings):
+    """The CLI's two-stage defaults are TrainingSettings' (measured on BCCD, benchmarks/RESULTS.md): 3 frozen epochs
+    at 1e-3, then every layer at 5e-4, 416 px, COCO's anchors."""
+    from defi1.detection.training_settings import TrainingSettings
+
+    assert main(["detect", "train", "--data", "d.yaml", "--weights", "yolov3-tiny.weights"]) == 0
+    (settings,) = captured_settings
+    library = TrainingSettings(data="d.yaml", weights="yolov3-tiny.weights")
+    assert settings.stages() == library.stages() == [(0, 3, 1e-3, True, 1), (3, 50, 5e-4, False, 2)]
+    resolved, library_resolved = settings.resolved(), library.resolved()
+    assert (resolved.input_size, resolved.anchors) == (library_resolved.input_size, library_resolved.anchors) == (416, None)
+
+
 @pytest.mark.parametrize("value", ["100,200", "320", "608,320", "a,b"])
 def test_bad_multi_scale_range_is_a_one_line_error(captured_settings, capsys, value):
     assert main(["detect", "train", "--data", "d.yaml", "--multi-scale", value]) == 1
