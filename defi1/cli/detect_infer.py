@@ -75,6 +75,8 @@ def run_predict(arguments: argparse.Namespace):
         print(f"skipped {path}: {reason}")
     if report["skipped"]:
         print(f"{len(report['skipped'])} file(s) skipped")
+    if report["unreadable_frames"]:
+        print(f"{report['unreadable_frames']} unreadable video frame(s) skipped")
     return 0
 
 

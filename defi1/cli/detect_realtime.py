@@ -12,7 +12,8 @@ def register(subparsers):
         description="Detect objects frame by frame: a capture thread hands the newest frame to a pipeline "
                     "(preprocess -> compiled model -> decode/draw). Cameras and streams drop stale frames; files are "
                     "processed frame by frame unless --mode drop. Quit with q/Escape in the window or Ctrl-C "
-                    "(the recording is kept).")
+                    "(the recording, the summary line and the --json figures are kept; exit code 130 after "
+                    "Ctrl-C).")
     stream.add_argument("--model", required=True, help="trained detector (.keras)")
     stream.add_argument("--source", required=True,
                         help="camera index (0, 1 ...), video file, stream URL (rtsp://, http://) or image folder")
@@ -73,20 +74,33 @@ def run_stream_command(arguments):
         for sink in sinks:
             sink.close()
         raise
+    code = 0
     try:
         with tqdm(total=arguments.max_frames, desc="frames", unit="frame") as progress:
             stats = run_stream(source, detector, sinks=sinks, max_frames=arguments.max_frames,
                                mode=arguments.mode, pipeline=not arguments.no_pipeline, progress=progress)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C: still report the figures (the recording is already closed)
+        stats, code = getattr(interrupt, "stream_stats", None), 130
+        if stats is None:
+            raise
     finally:
         source.close()
+    _report_stream(arguments, stats)
+    return code
+
+
+def _report_stream(arguments, stats):
+    """Print the summary line, the skipped images and the recording; write the ``--json`` figures."""
     print(stats.describe())
+    for path in stats.skipped:
+        print(f"skipped {path}: not a readable image")
     if arguments.save:
         print(f"recording: {arguments.save}")
     if arguments.json:
         from defi1.files import atomic_write_json
 
         atomic_write_json(arguments.json, stats.summary())
-    return 0
+        print(f"figures: {arguments.json}")
 
 
 def run_export_command(arguments):
