@@ -28,8 +28,10 @@ def register(subparsers):
     stream.add_argument("--mode", choices=("drop", "every"), default=None,
                         help="drop: real time, stale frames dropped (default for cameras and streams); "
                              "every: every frame (default for files and folders)")
-    stream.add_argument("--engine", choices=("keras", "onnxruntime"), default="keras",
-                        help="run the network with the compiled Keras pass or ONNX Runtime (CPU)")
+    stream.add_argument("--engine", choices=("auto", "keras", "opencv", "onnxruntime"), default="auto",
+                        help="auto (default): keras on a GPU, else the fastest engine installed, measured on this "
+                             "machine once per model; keras: the compiled Keras pass; opencv: OpenCV's DNN module "
+                             "on defi1's ONNX export; onnxruntime: ONNX Runtime (the onnx extra)")
     stream.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU; keras engine)")
     stream.add_argument("--no-pipeline", action="store_true", help="run preprocess, model and drawing in one "
                         "thread (for debugging)")
@@ -54,7 +56,7 @@ def register(subparsers):
 def run_stream_command(arguments):
     from tqdm import tqdm
 
-    from defi1.realtime.engines import load_detector
+    from defi1.realtime.engines import describe_engine, load_detector
     from defi1.realtime.sinks import VideoFileSink, WindowSink
     from defi1.realtime.sources import open_source
     from defi1.realtime.stream import run_stream
@@ -74,6 +76,7 @@ def run_stream_command(arguments):
         for sink in sinks:
             sink.close()
         raise
+    print(describe_engine(detector))
     code = 0
     try:
         with tqdm(total=arguments.max_frames, desc="frames", unit="frame") as progress:

@@ -233,6 +233,7 @@ def run_stream(source, detector, *, sinks=(), on_frame=None, max_frames: int | N
         from defi1.yolo.drawing import draw_detections as draw
     stats = StreamStats(source=source.name, mode=mode or default_mode(source))
     stages = DetectorStages(detector, forward=forward)
+    stats.engine = getattr(stages.forward, "engine", "") or ""
     capture = CaptureThread(source, mode=stats.mode)
     stop = threading.Event()
     workers: list[_Worker] = []

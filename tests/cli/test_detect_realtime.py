@@ -117,7 +117,7 @@ def test_ctrl_c_on_a_stream_still_prints_the_summary_and_writes_the_figures(mini
     threading.Thread(target=read_errors, daemon=True).start()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:  # wait for tqdm to count 5 frames
-        counts = [int(count) for count in re.findall(rb"(\d+)frame", bytes(errors))]
+        counts = [int(count) for count in re.findall(rb"frames: (\d+)frame", bytes(errors))]
         if counts and max(counts) >= 5:
             break
         time.sleep(0.1)
