@@ -138,10 +138,11 @@ def test_predict_with_the_onnxruntime_engine_writes_the_same_detections(constant
     assert (out / "labels" / "wide.txt").read_text() == WIDE_LINES
 
 
-def test_predict_onnxruntime_engine_needs_a_keras_model(tmp_path, capsys):
+def test_predict_with_darknet_files_on_another_engine_names_a_missing_cfg(tmp_path, capsys):
+    # darknet files now run on every engine (defi1 writes the ONNX file itself): a missing cfg is the error
     code, _, stderr = run(["detect", "predict", "--cfg", "a.cfg", "--weights", "a.weights", "--source", "x.jpg",
                            "--engine", "onnxruntime"], capsys)
-    assert code == 1 and "--engine onnxruntime needs --model" in stderr
+    assert code == 1 and "a.cfg: darknet cfg file not found" in stderr
 
 
 def test_predict_skips_a_decompression_bomb_in_a_folder_and_names_it_alone(constant_model_path, tmp_path, capsys,

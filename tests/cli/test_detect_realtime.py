@@ -92,7 +92,8 @@ def defi1_subprocess(*arguments, **options):
     from pathlib import Path
 
     environment = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    environment.pop("DEFI1_VERBOSE", None)
+    for variable in ("DEFI1_VERBOSE", "OPENCV_FFMPEG_LOGLEVEL"):  # as a user's shell has them
+        environment.pop(variable, None)
     return subprocess.Popen([sys.executable, "-m", "defi1", *map(str, arguments)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=environment, **options)
 
