@@ -151,3 +151,14 @@ def test_ffmpeg_messages_stay_out_of_the_terminal_unless_verbose(mini_model_path
     loud = defi1_subprocess("--verbose", "detect", "stream", "--model", mini_model_path, "--source", truncated)
     _, errors = loud.communicate(timeout=120)
     assert "moov atom not found" in errors.decode()
+
+
+def test_detect_stream_on_the_opencv_engine_says_so(mini_model_path, small_video, tmp_path, capsys):
+    figures = tmp_path / "figures.json"
+    code = main(["detect", "stream", "--model", str(mini_model_path), "--source", str(small_video), "--engine",
+                 "opencv", "--max-frames", "5", "--json", str(figures)])
+    assert code == 0
+    output = capsys.readouterr().out
+    assert output.startswith("engine: opencv, ") and "(--engine)" in output.splitlines()[0]
+    summary = json.loads(figures.read_text())
+    assert summary["engine"] == "opencv" and summary["frames_processed"] == 5
