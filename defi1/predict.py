@@ -36,18 +36,20 @@ def predict_source(detector, source, out_dir, *, save_txt=False, save_images=Tru
     (:func:`~defi1.yolo.detector.save_detections_txt`).
 
     An image that cannot be read raises (naming it) when it is the source; in a folder it is skipped, listed in the
-    report, and the other images are processed. A video ends cleanly at its last readable frame; the annotated video
+    report, and the other images are processed. In a video, a frame that cannot be decoded is skipped and counted
+    (:class:`~defi1.realtime.sources.VideoCaptureSource`); the video ends at the container's end; the annotated video
     appears only once complete.
 
     Returns:
         a report dict: ``images`` (images or frames processed), ``detections`` (their total), ``skipped`` (list of
-        ``(path, reason)``), ``outputs`` (written annotated files), ``labels_dir`` (or ``None``).
+        ``(path, reason)``), ``unreadable_frames`` (video frames skipped), ``outputs`` (written annotated files), ``labels_dir`` (or ``None``).
     """
     source, out_dir = Path(source), Path(out_dir)
     _check_source(source, out_dir)
     ensure_output_dir(out_dir)
     labels_dir = out_dir / "labels" if save_txt else None
-    report = {"images": 0, "detections": 0, "skipped": [], "outputs": [], "labels_dir": labels_dir}
+    report = {"images": 0, "detections": 0, "skipped": [], "unreadable_frames": 0, "outputs": [],
+              "labels_dir": labels_dir}
     if source.is_file() and is_video_path(source):
         _predict_video(detector, source, out_dir, report, save_images=save_images, progress=progress)
     else:
@@ -128,6 +130,7 @@ def _predict_video(detector, source, out_dir, report, *, save_images, progress):
         if writer is not None:
             writer.discard()
         raise
+    report["unreadable_frames"] = video.unreadable
     written = writer.close() if writer is not None else None
     if written is not None:
         report["outputs"].append(written)

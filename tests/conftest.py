@@ -241,6 +241,32 @@ def small_video(tmp_path_factory):
     return write_synthetic_video(tmp_path_factory.mktemp("video") / "shapes.mp4", frames=30, width=160, height=120)
 
 
+def write_damaged_video(path, *, frames=60, damaged=6, width=160, height=120):
+    """A Motion-JPEG ``.avi`` of ``frames`` frames whose frame ``damaged`` (0-based) has its JPEG bytes zeroed inside
+    the file: OpenCV's read of that frame fails once, then the next frames read again (a damaged chunk)."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (width, height))
+    for index in range(frames):
+        writer.write(np.full((height, width, 3), (index * 4) % 256, dtype=np.uint8))
+    writer.release()
+    data = bytearray(Path(path).read_bytes())
+    start = data.index(b"movi")
+    for _ in range(damaged + 1):  # the chunks of the frames: '00dc', size (little-endian), JPEG bytes
+        start = data.index(b"00dc", start + 4)
+    size = int.from_bytes(data[start + 4:start + 8], "little")
+    assert data[start + 8:start + 10] == b"\xff\xd8"  # a JPEG start-of-image marker: the right chunk
+    data[start + 8:start + 8 + size] = bytes(size)
+    Path(path).write_bytes(bytes(data))
+    return Path(path)
+
+
+@pytest.fixture(scope="session")
+def damaged_video(tmp_path_factory):
+    """:func:`write_damaged_video`: 60 frames, frame 6 (the 7th) undecodable."""
+    return write_damaged_video(tmp_path_factory.mktemp("damaged") / "damaged.avi")
+
+
 def onnx_export_missing() -> str | None:
     """Why ONNX export and the ONNX Runtime engine cannot be tested here (``None`` when they can): they need the
     onnx extra (onnxruntime, and tf2onnx under TensorFlow) and, under JAX, jax2onnx."""

@@ -148,3 +148,22 @@ def test_overlaps_too_much_by_iou_or_by_hiding_a_smaller_box():
     assert overlaps_too_much(np.array([2, 2, 22, 22]), earlier, max_iou=0.3)
     assert not overlaps_too_much(np.array([2, 2, 22, 22]), earlier, max_iou=0.3, max_hidden_fraction=0.7)
     assert not overlaps_too_much(np.array([0, 0, 10, 10]), [], max_iou=0.0)  # nothing drawn yet
+
+
+@pytest.mark.parametrize("per_class", [False, True])
+def test_opencv_nms_keeps_the_same_boxes_as_the_numpy_reference(per_class):
+    import cv2
+
+    if not hasattr(getattr(cv2, "dnn", None), "NMSBoxesBatched"):
+        pytest.skip("this OpenCV has no cv2.dnn.NMSBoxesBatched")
+    generator = np.random.default_rng(5)
+    for trial in range(20):
+        count = int(generator.integers(1, 400))
+        corners = generator.uniform(0, 400, (count, 2))
+        boxes = np.column_stack([corners, corners + generator.uniform(5, 120, (count, 2))])
+        scores = generator.uniform(0.25, 1.0, count)
+        class_ids = generator.integers(0, 5, count) if per_class else None
+        for threshold, limit in ((0.45, None), (0.3, 20), (0.7, 100)):
+            reference = non_max_suppression(boxes, scores, threshold, class_ids, limit, implementation="numpy")
+            fast = non_max_suppression(boxes, scores, threshold, class_ids, limit, implementation="opencv")
+            assert fast.tolist() == reference.tolist(), (trial, threshold, limit)

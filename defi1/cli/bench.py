@@ -6,8 +6,9 @@ from __future__ import annotations
 def register(parser):
     parser.add_argument("--model", required=True, help="trained detector (.keras)")
     parser.add_argument("--source", default=None, help="video file (default: a generated 640x480 video)")
-    parser.add_argument("--engine", choices=("keras", "onnxruntime"), default="keras")
-    parser.add_argument("--input-size", type=int, default=416, help="network input side (default 416)")
+    parser.add_argument("--engine", choices=("auto", "keras", "opencv", "onnxruntime"), default="auto",
+                        help="auto (default, as detect stream): keras on a GPU, else the fastest engine installed")
+    parser.add_argument("--input-size", type=int, default=None, help="network input side (default: the model's)")
     parser.add_argument("--frames", type=int, default=100, help="frames timed per measurement (default 100)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed calls before timing (default 5)")
     parser.add_argument("--mode", choices=("every", "drop"), default="every",

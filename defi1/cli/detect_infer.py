@@ -35,8 +35,10 @@ def register(subparsers):
     predict.add_argument("--out", default="runs/predict", help="output folder, default runs/predict")
     predict.add_argument("--save-txt", action="store_true", help="also write labels/<name>.txt prediction files")
     predict.add_argument("--no-images", action="store_true", help="do not write annotated images/video")
-    predict.add_argument("--engine", choices=("keras", "onnxruntime"), default="keras",
-                         help="inference engine: keras (compiled, default) or onnxruntime (CPU; --model only)")
+    predict.add_argument("--engine", choices=("auto", "keras", "opencv", "onnxruntime"), default="auto",
+                         help="inference engine: auto (default: keras on a GPU, else the fastest engine installed, "
+                              "measured once per model), keras, opencv (OpenCV's DNN on defi1's ONNX export) or "
+                              "onnxruntime (the onnx extra)")
     predict.set_defaults(handler=run_predict)
 
     anchors = subparsers.add_parser(
@@ -56,12 +58,13 @@ def register(subparsers):
 
 def run_predict(arguments: argparse.Namespace):
     from defi1.predict import predict_source
-    from defi1.realtime.engines import load_detector
+    from defi1.realtime.engines import describe_engine, load_detector
 
     detector = load_detector(arguments.model, cfg=arguments.cfg, weights=arguments.weights, names=arguments.names,
                              engine=arguments.engine, input_size=arguments.input_size, conf_threshold=arguments.conf,
                              iou_threshold=arguments.iou, max_detections=arguments.max_det,
                              batch_size=arguments.batch_size, multi_label=arguments.multi_label)
+    print(describe_engine(detector))
     report = predict_source(detector, arguments.source, arguments.out, save_txt=arguments.save_txt,
                             save_images=not arguments.no_images, progress=True)
     width, height = detector.input_size
@@ -75,6 +78,8 @@ def run_predict(arguments: argparse.Namespace):
         print(f"skipped {path}: {reason}")
     if report["skipped"]:
         print(f"{len(report['skipped'])} file(s) skipped")
+    if report["unreadable_frames"]:
+        print(f"{report['unreadable_frames']} unreadable video frame(s) skipped")
     return 0
 
 

@@ -12,7 +12,8 @@ def register(subparsers):
         description="Detect objects frame by frame: a capture thread hands the newest frame to a pipeline "
                     "(preprocess -> compiled model -> decode/draw). Cameras and streams drop stale frames; files are "
                     "processed frame by frame unless --mode drop. Quit with q/Escape in the window or Ctrl-C "
-                    "(the recording is kept).")
+                    "(the recording, the summary line and the --json figures are kept; exit code 130 after "
+                    "Ctrl-C).")
     stream.add_argument("--model", required=True, help="trained detector (.keras)")
     stream.add_argument("--source", required=True,
                         help="camera index (0, 1 ...), video file, stream URL (rtsp://, http://) or image folder")
@@ -27,8 +28,10 @@ def register(subparsers):
     stream.add_argument("--mode", choices=("drop", "every"), default=None,
                         help="drop: real time, stale frames dropped (default for cameras and streams); "
                              "every: every frame (default for files and folders)")
-    stream.add_argument("--engine", choices=("keras", "onnxruntime"), default="keras",
-                        help="run the network with the compiled Keras pass or ONNX Runtime (CPU)")
+    stream.add_argument("--engine", choices=("auto", "keras", "opencv", "onnxruntime"), default="auto",
+                        help="auto (default): keras on a GPU, else the fastest engine installed, measured on this "
+                             "machine once per model; keras: the compiled Keras pass; opencv: OpenCV's DNN module "
+                             "on defi1's ONNX export; onnxruntime: ONNX Runtime (the onnx extra)")
     stream.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU; keras engine)")
     stream.add_argument("--no-pipeline", action="store_true", help="run preprocess, model and drawing in one "
                         "thread (for debugging)")
@@ -53,7 +56,7 @@ def register(subparsers):
 def run_stream_command(arguments):
     from tqdm import tqdm
 
-    from defi1.realtime.engines import load_detector
+    from defi1.realtime.engines import describe_engine, load_detector
     from defi1.realtime.sinks import VideoFileSink, WindowSink
     from defi1.realtime.sources import open_source
     from defi1.realtime.stream import run_stream
@@ -73,20 +76,34 @@ def run_stream_command(arguments):
         for sink in sinks:
             sink.close()
         raise
+    print(describe_engine(detector))
+    code = 0
     try:
         with tqdm(total=arguments.max_frames, desc="frames", unit="frame") as progress:
             stats = run_stream(source, detector, sinks=sinks, max_frames=arguments.max_frames,
                                mode=arguments.mode, pipeline=not arguments.no_pipeline, progress=progress)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C: still report the figures (the recording is already closed)
+        stats, code = getattr(interrupt, "stream_stats", None), 130
+        if stats is None:
+            raise
     finally:
         source.close()
+    _report_stream(arguments, stats)
+    return code
+
+
+def _report_stream(arguments, stats):
+    """Print the summary line, the skipped images and the recording; write the ``--json`` figures."""
     print(stats.describe())
+    for path in stats.skipped:
+        print(f"skipped {path}: not a readable image")
     if arguments.save:
         print(f"recording: {arguments.save}")
     if arguments.json:
         from defi1.files import atomic_write_json
 
         atomic_write_json(arguments.json, stats.summary())
-    return 0
+        print(f"figures: {arguments.json}")
 
 
 def run_export_command(arguments):

@@ -109,6 +109,8 @@ def register(subparsers):
     evaluate.add_argument("--multi-label", action="store_true",
                           help="with --model: a box scores every class above the threshold (darknet's detector map), "
                                "instead of its best class only (the default, as predict shows)")
+    evaluate.add_argument("--engine", choices=("auto", "keras", "opencv", "onnxruntime"), default="auto",
+                          help="with --model: inference engine (auto: keras on a GPU, else the fastest installed)")
     evaluate.set_defaults(handler=run_evaluate)
 
 
@@ -203,7 +205,7 @@ def run_evaluate(arguments: argparse.Namespace):
         evaluate_model(arguments.model, arguments.data, arguments.split or "test", out_dir=out_dir,
                        input_size=arguments.input_size, conf_threshold=arguments.conf_threshold,
                        iou_threshold=arguments.iou_threshold, batch_size=arguments.batch_size, progress=True,
-                       multi_label=arguments.multi_label)
+                       multi_label=arguments.multi_label, engine=arguments.engine)
     else:
         out_dir = arguments.out or arguments.pred
         evaluate_predictions(arguments.pred, arguments.data, arguments.split or "val", out_dir=out_dir,

@@ -35,13 +35,15 @@ def _progress(iterable, total, enabled, description):
     return tqdm(iterable, total=total, desc=description, unit="batch")
 
 
-def _detector_for(model_or_path, *, input_size, conf_threshold, iou_threshold, max_detections, multi_label):
+def _detector_for(model_or_path, *, input_size, conf_threshold, iou_threshold, max_detections, multi_label,
+                  engine="keras"):
     if callable(getattr(model_or_path, "detect", None)):
         return model_or_path  # a ready detector: used with its own thresholds and scoring
     from defi1.realtime.engines import load_detector
 
     return load_detector(model_or_path, input_size=input_size, conf_threshold=conf_threshold,
-                         iou_threshold=iou_threshold, max_detections=max_detections, multi_label=multi_label)
+                         iou_threshold=iou_threshold, max_detections=max_detections, multi_label=multi_label,
+                         engine=engine)
 
 
 def detect_split(detector, samples, *, batch_size=8, progress=False):
@@ -77,7 +79,7 @@ def evaluate_split(detector, samples, class_names, *, batch_size=8, max_detectio
 
 def evaluate_model(model_or_path, data_yaml, split="test", *, out_dir=None, input_size=None,
                    conf_threshold=EVALUATION_CONF_THRESHOLD, iou_threshold=0.45, max_detections=100, batch_size=8,
-                   gallery_size=8, progress=False, print_table=True, multi_label=False) -> dict:
+                   gallery_size=8, progress=False, print_table=True, multi_label=False, engine="keras") -> dict:
     """mAP of a detector on one split of a YOLO dataset, with the report of the module docstring in ``out_dir``.
 
     Args:
@@ -91,6 +93,8 @@ def evaluate_model(model_or_path, data_yaml, split="test", *, out_dir=None, inpu
         gallery_size: images shown in the gallery.
         multi_label: score every class above the threshold for a box (darknet's ``detector map``), instead of the
             best class of each box (the default, what ``detect predict`` shows); a ready detector keeps its own.
+        engine: for a model or a file, :func:`defi1.realtime.engines.load_detector`'s engine (``"auto"``: the
+            fastest here); printed with the table.
     Returns:
         :func:`defi1.detection.metrics.evaluate_detections`' dictionary plus ``split``, ``data``, ``model``,
         ``multi_label`` and what :func:`defi1.results.record_results` records as provenance: ``dataset_fingerprint``
@@ -104,7 +108,12 @@ def evaluate_model(model_or_path, data_yaml, split="test", *, out_dir=None, inpu
     index = _load_labelled(data_yaml)
     samples = index.require_samples(split)
     detector = _detector_for(model_or_path, input_size=input_size, conf_threshold=conf_threshold,
-                             iou_threshold=iou_threshold, max_detections=max_detections, multi_label=multi_label)
+                             iou_threshold=iou_threshold, max_detections=max_detections, multi_label=multi_label,
+                             engine=engine)
+    if print_table and getattr(detector, "engine_choice", None):
+        from defi1.realtime.engines import describe_engine
+
+        print(describe_engine(detector))
     model_classes = len(detector.class_names) if getattr(detector, "class_names", None) else None
     if model_classes is not None and model_classes != len(index.names):
         raise ConfigError(f"{data_yaml}: the dataset has {len(index.names)} classes but the model has "

@@ -42,26 +42,46 @@ def time_forward(forward, batch: np.ndarray, *, frames: int = 100, warmup: int =
     return figures
 
 
-def benchmark(model, *, source=None, engine: str = "keras", input_size: int = 416, frames: int = 100,
+def cpu_flags() -> list[str]:
+    """The SIMD extensions of this CPU that matter for convolutions (``avx2``, ``fma``, ``avx512f``,
+    ``avx512_vnni``, ``amx_tile``, ``neon`` ...), from ``/proc/cpuinfo`` (empty elsewhere)."""
+    interesting = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni",
+                   "amx_tile", "amx_bf16", "neon", "asimd", "sve")
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags.update(line.split(":", 1)[1].split())
+    return [flag for flag in interesting if flag in flags]
+
+
+def benchmark(model, *, source=None, engine: str = "auto", input_size: int | None = None, frames: int = 100,
               warmup: int = 5, mode: str = "every", mixed_precision: bool = False, work_dir=None) -> dict:
     """Measure a detector (a ``.keras`` path or a Keras model) model-only and end to end.
 
     Args:
         source: a video file (default: a generated 640×480 video of ``frames + 1`` frames in ``work_dir`` or a
             temporary folder).
-        engine: ``"keras"`` or ``"onnxruntime"``.
-        input_size: network input side (multiple of 32).
+        engine: ``"auto"`` (what the commands use by default), ``"keras"``, ``"opencv"`` or ``"onnxruntime"``
+            (:func:`defi1.realtime.engines.load_detector`).
+        input_size: network input side (multiple of 32); default the model's own.
         frames: frames timed in each measurement.
         mode: ``"every"`` (throughput, nothing dropped) or ``"drop"`` (the file played in real time).
     Returns:
         a dictionary: ``model_only`` (fps, latency percentiles), ``end_to_end`` (the stream summary: fps, latency and
-        model-time percentiles, frames dropped), ``end_to_end_over_model`` (ratio of FPS), ``engine``,
-        ``input_size``, ``source`` and ``environment`` (backend, device, versions).
+        model-time percentiles, frames dropped), ``end_to_end_over_model`` (ratio of FPS), ``engine`` (the one
+        used), ``engine_line`` (:func:`~defi1.realtime.engines.describe_engine`), ``threads``, ``cpu_flags``,
+        ``load`` (``/proc/loadavg``), ``input_size``, ``source`` and ``environment`` (backend, device, versions).
     """
+    from defi1.realtime.engines import describe_engine
     from defi1.realtime.video import synthetic_frame, write_synthetic_video
 
     detector = load_detector(model, input_size=input_size, engine=engine, mixed_precision=mixed_precision)
     forward = detector.forward
+    input_size = detector.input_size[0]
     batch = detector.preprocess([synthetic_frame(0, width=DEFAULT_VIDEO_SIZE[0], height=DEFAULT_VIDEO_SIZE[1])])[0]
     model_only = time_forward(forward, batch, frames=frames, warmup=warmup)
     temporary = None
@@ -80,7 +100,11 @@ def benchmark(model, *, source=None, engine: str = "keras", input_size: int = 41
     end_to_end = stats.summary()
     return {
         "model": str(model) if isinstance(model, (str, os.PathLike)) else model.name,
-        "engine": engine,
+        "engine": detector.engine_choice["engine"],
+        "engine_line": describe_engine(detector),
+        "threads": getattr(forward, "threads", None) or os.cpu_count(),
+        "cpu_flags": cpu_flags(),
+        "load": _load_average(),
         "mixed_precision": bool(mixed_precision),
         "input_size": int(input_size),
         "source": str(source) if temporary is None else f"generated {DEFAULT_VIDEO_SIZE[0]}x{DEFAULT_VIDEO_SIZE[1]}",
@@ -108,8 +132,18 @@ def format_benchmark(result: dict) -> str:
     lines += [
         f"end-to-end / model-only: {result['end_to_end_over_model']:.2f}; frames processed "
         f"{end_to_end['frames_processed']}, dropped {end_to_end['frames_dropped']} ({end_to_end['mode']} mode)",
-        f"model {result['model']}, engine {result['engine']}, input {result['input_size']}, source {result['source']}",
+        f"model {result['model']}, input {result['input_size']}, source {result['source']}",
+        result["engine_line"],
+        f"CPU flags: {' '.join(result['cpu_flags']) or 'unknown'}; load average {result['load']}",
         f"device {environment['device']}, backend {environment['backend']}, {environment['machine']}",
         "versions: " + ", ".join(f"{name} {version}" for name, version in environment["versions"].items()),
     ]
     return "\n".join(lines)
+
+
+def _load_average() -> str:
+    """``/proc/loadavg``'s first three numbers (``""`` where there is none): the machine's load during a figure."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return ""

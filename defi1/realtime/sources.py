@@ -9,6 +9,10 @@ image in name order, anything else is a video file.
 :class:`CaptureThread` reads a source on its own thread. In ``drop`` mode it keeps only the newest frame, so that a
 model slower than the camera always works on the latest picture and the latency stays bounded (the frames it
 overwrites are counted as dropped); in ``every`` mode it hands over every frame through a small blocking queue.
+
+OpenCV's and FFmpeg's own messages ("moov atom not found", "No JPEG data found in image") are kept out of the
+terminal (:func:`quiet_video_messages`) unless ``--verbose`` / ``DEFI1_VERBOSE=1``: defi1 reports the same failures
+in its own words (an error naming the file, or a count of unreadable frames).
 """
 
 from __future__ import annotations
@@ -19,14 +23,35 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import os
+
 import cv2
 import numpy as np
 
-from defi1.errors import ImageReadError, SourceError
+from defi1.errors import SourceError
 from defi1.images import list_images, read_image, rgb_from_bgr
+from defi1.keras_runtime import verbose
+
+#: Consecutive failed reads after which a video file is taken to have ended, whatever its frame count says.
+MAX_CONSECUTIVE_UNREADABLE = 30
 
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 MODES = ("drop", "every")
+
+
+def quiet_video_messages() -> None:
+    """Silence FFmpeg's and OpenCV's own log lines, unless :func:`defi1.keras_runtime.verbose`.
+
+    ``OPENCV_FFMPEG_LOGLEVEL`` is read when OpenCV's FFmpeg back end opens its first file, so this is called before
+    every capture is opened (cheap; an explicit value in the environment is kept)."""
+    if verbose():
+        return
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is not None and hasattr(logging, "setLogLevel"):
+        logging.setLogLevel(getattr(logging, "LOG_LEVEL_SILENT", 0))
+    elif hasattr(cv2, "setLogLevel"):
+        cv2.setLogLevel(0)
 
 
 @dataclass
@@ -44,7 +69,8 @@ class FrameSource:
 
     Attributes: ``name`` (what to show in messages), ``fps`` (nominal rate, 0 when unknown), ``is_live`` (a camera
     or network stream: frames keep coming whether or not they are read), ``reconnects`` (times a lost stream was
-    reopened), ``end_reason`` (why :meth:`read` returned ``None``).
+    reopened), ``end_reason`` (why :meth:`read` returned ``None``), ``unreadable`` (frames or images skipped because
+    they could not be decoded; :attr:`skipped` names them where they have names).
     """
 
     name = "source"
@@ -54,7 +80,14 @@ class FrameSource:
     def __init__(self):
         self.reconnects = 0
         self.end_reason = ""
+        self.skipped: list[str] = []
+        self._unreadable_frames = 0
         self._next_index = 0
+
+    @property
+    def unreadable(self) -> int:
+        """Frames (of a video) or images (of a folder) skipped because they could not be decoded."""
+        return self._unreadable_frames + len(self.skipped)
 
     def read(self) -> Frame | None:
         """The next frame, or ``None`` at the end (then :attr:`end_reason` says why)."""
@@ -83,7 +116,11 @@ class VideoCaptureSource(FrameSource):
     """A camera (integer index), a video file or a network stream read with ``cv2.VideoCapture``.
 
     Raises :class:`defi1.errors.SourceError` when the source cannot be opened (naming the camera index, file or URL)
-    or when a video file opens but its first frame cannot be decoded. A live source (camera, stream) that stops
+    or when a video file opens but its first frame cannot be decoded. In a video file, a frame that cannot be decoded
+    (a damaged chunk) is skipped and counted in :attr:`unreadable`; reading goes on while frames read plus frames
+    skipped stay below the container's frame count and fewer than :data:`MAX_CONSECUTIVE_UNREADABLE` reads in a row
+    failed (without a frame count, the first failure ends the file). A frame's ``index`` stays its position in the
+    file. A live source (camera, stream) that stops
     delivering frames is reopened up to ``reconnect_attempts`` times, ``reconnect_delay`` seconds apart; after that
     :meth:`read` ends cleanly with :attr:`end_reason` saying so. ``capture_factory`` (default ``cv2.VideoCapture``)
     lets tests stand in for a device.
@@ -124,6 +161,7 @@ class VideoCaptureSource(FrameSource):
         self.frame_count = max(int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0) if self.kind == "file" else 0
 
     def _open(self):
+        quiet_video_messages()
         target = self.spec if isinstance(self.spec, int) else str(self.spec)
         capture = self._capture_factory(target)
         if capture is None or not capture.isOpened():
@@ -143,13 +181,23 @@ class VideoCaptureSource(FrameSource):
         if self._pending is not None:
             image, self._pending = self._pending, None
             return self._frame(rgb_from_bgr(image))
-        ok, image = self._capture.read()
-        if ok and image is not None:
-            return self._frame(rgb_from_bgr(image))
-        if not self.is_live:
+        failures = 0
+        while True:
+            ok, image = self._capture.read()
+            if ok and image is not None:
+                return self._frame(rgb_from_bgr(image))
+            if self.is_live:
+                return self._reconnect()
+            if self._next_index + 1 < self.frame_count and failures + 1 < MAX_CONSECUTIVE_UNREADABLE:
+                failures += 1  # a damaged frame before the container's end: skip it, keep its position
+                self._unreadable_frames += 1
+                self._next_index += 1
+                continue
+            if failures:  # the failures were the end of the file after all, not damaged frames
+                self._unreadable_frames -= failures
+                self._next_index -= failures
             self.end_reason = "end of file"
             return None
-        return self._reconnect()
 
     def _reconnect(self) -> Frame | None:
         self._capture.release()
@@ -176,18 +224,17 @@ class VideoCaptureSource(FrameSource):
 
 
 class FolderSource(FrameSource):
-    """The images of a folder, in name order, as frames (``fps`` 0: not live). An image that cannot be decoded
-    raises :class:`defi1.errors.ImageReadError` naming it, unless ``skip_unreadable`` (then it is counted in
-    :attr:`skipped`)."""
+    """The images of a folder, in name order, as frames (``fps`` 0: not live). An image that cannot be decoded is
+    skipped and named in :attr:`skipped` (as ``detect predict`` skips it), or with ``skip_unreadable=False`` raises
+    :class:`defi1.errors.ImageReadError` naming it."""
 
-    def __init__(self, folder, *, skip_unreadable: bool = False):
+    def __init__(self, folder, *, skip_unreadable: bool = True):
         super().__init__()
         self.paths = list_images(folder)
         if not self.paths:
             raise SourceError(f"{folder}: no images in this folder (expected .jpg, .png ... files)")
         self.name = str(folder)
         self.skip_unreadable = skip_unreadable
-        self.skipped: list[str] = []
         self._position = 0
         self.current_path = None
 
@@ -197,7 +244,7 @@ class FolderSource(FrameSource):
             self._position += 1
             try:
                 image = read_image(path)
-            except ImageReadError:
+            except (OSError, ValueError):  # what detect predict skips (ImageReadError is a ValueError)
                 if not self.skip_unreadable:
                     raise
                 self.skipped.append(str(path))

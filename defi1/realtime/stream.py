@@ -10,7 +10,9 @@ end-to-end rate approaches the model's own::
 
 The queues between stages hold one item, so at most a handful of frames are in flight and the latency stays
 bounded. Sinks and the ``on_frame`` callback run in the caller's thread: an exception there (``KeyboardInterrupt``
-included) stops the pipeline and propagates, after every sink has been closed (a recording keeps its frames).
+included) stops the pipeline and propagates, after every sink has been closed (a recording keeps its frames). A
+``KeyboardInterrupt`` (Ctrl-C, the way to stop a webcam) carries the figures so far as its ``stream_stats``
+attribute (a :class:`StreamStats`), so that the caller can still report them.
 
 The detector is a :class:`defi1.yolo.detector.Detector`, split into its stages (:class:`DetectorStages`), or any
 object with ``detect(image) -> list[Detection]``, which then runs whole in the model thread.
@@ -39,6 +41,8 @@ class StreamStats:
     ``fps_end_to_end`` counts frames from the end of the first one to the end of the last one (the first frame
     pays for compilation and is left out; it is reported as ``first_frame_ms``). ``latency_ms`` is capture to
     drawn-and-written, per frame; ``model_ms`` the model call alone. ``fps_model`` is ``1000 / mean(model_ms)``.
+    ``frames_unreadable`` counts the frames of a video (images of a folder) skipped because they could not be
+    decoded; ``skipped`` names the skipped images of a folder.
     """
 
     source: str = ""
@@ -47,6 +51,9 @@ class StreamStats:
     frames_processed: int = 0
     frames_dropped: int = 0
     reconnects: int = 0
+    frames_unreadable: int = 0
+    skipped: list = field(default_factory=list)
+    engine: str = ""
     elapsed_s: float = 0.0
     first_frame_ms: float = 0.0
     end_reason: str = ""
@@ -68,7 +75,8 @@ class StreamStats:
         """Plain numbers for reports and JSON: FPS, latency and model-time percentiles (ms), counts."""
         figures = {"source": self.source, "mode": self.mode, "frames_processed": self.frames_processed,
                    "frames_captured": self.frames_captured, "frames_dropped": self.frames_dropped,
-                   "reconnects": self.reconnects, "elapsed_s": round(self.elapsed_s, 4),
+                   "reconnects": self.reconnects, "frames_unreadable": self.frames_unreadable,
+                   "skipped": list(self.skipped), "engine": self.engine, "elapsed_s": round(self.elapsed_s, 4),
                    "fps_end_to_end": self.fps_end_to_end, "fps_model": self.fps_model,
                    "first_frame_ms": self.first_frame_ms, "end_reason": self.end_reason}
         figures.update(latency_percentiles(self.latency_ms[1:] or self.latency_ms, prefix="latency_ms"))
@@ -82,7 +90,8 @@ class StreamStats:
                 f"{summary['fps_end_to_end']:.1f} FPS end to end, model {summary['fps_model']:.1f} FPS, "
                 f"latency median {summary['latency_ms_median']:.0f} ms (p90 {summary['latency_ms_p90']:.0f}, "
                 f"p99 {summary['latency_ms_p99']:.0f}), dropped {summary['frames_dropped']}, "
-                f"reconnects {summary['reconnects']}; ended: {summary['end_reason']}")
+                f"reconnects {summary['reconnects']}, unreadable {summary['frames_unreadable']}"
+                + (f", engine {self.engine}" if self.engine else "") + f"; ended: {summary['end_reason']}")
 
 
 def latency_percentiles(values_ms, *, prefix: str) -> dict:
@@ -224,6 +233,7 @@ def run_stream(source, detector, *, sinks=(), on_frame=None, max_frames: int | N
         from defi1.yolo.drawing import draw_detections as draw
     stats = StreamStats(source=source.name, mode=mode or default_mode(source))
     stages = DetectorStages(detector, forward=forward)
+    stats.engine = getattr(stages.forward, "engine", "") or ""
     capture = CaptureThread(source, mode=stats.mode)
     stop = threading.Event()
     workers: list[_Worker] = []
@@ -303,8 +313,9 @@ def run_stream(source, detector, *, sinks=(), on_frame=None, max_frames: int | N
                 break
         else:
             stats.end_reason = f"max_frames ({max_frames}) reached"
-    except KeyboardInterrupt:
-        stats.end_reason = "interrupted"
+    except KeyboardInterrupt as interrupt:
+        stats.end_reason = "interrupted (Ctrl-C)"
+        interrupt.stream_stats = stats  # the figures so far, complete once the finally below has run
         raise
     finally:
         stop.set()
@@ -314,6 +325,8 @@ def run_stream(source, detector, *, sinks=(), on_frame=None, max_frames: int | N
         stats.frames_captured = capture.captured
         stats.frames_dropped = capture.dropped
         stats.reconnects = source.reconnects
+        stats.frames_unreadable = getattr(source, "unreadable", 0)
+        stats.skipped = list(getattr(source, "skipped", ()))
         errors = []
         for sink in sinks:
             try:

@@ -138,10 +138,11 @@ def test_predict_with_the_onnxruntime_engine_writes_the_same_detections(constant
     assert (out / "labels" / "wide.txt").read_text() == WIDE_LINES
 
 
-def test_predict_onnxruntime_engine_needs_a_keras_model(tmp_path, capsys):
+def test_predict_with_darknet_files_on_another_engine_names_a_missing_cfg(tmp_path, capsys):
+    # darknet files now run on every engine (defi1 writes the ONNX file itself): a missing cfg is the error
     code, _, stderr = run(["detect", "predict", "--cfg", "a.cfg", "--weights", "a.weights", "--source", "x.jpg",
                            "--engine", "onnxruntime"], capsys)
-    assert code == 1 and "--engine onnxruntime needs --model" in stderr
+    assert code == 1 and "a.cfg: darknet cfg file not found" in stderr
 
 
 def test_predict_skips_a_decompression_bomb_in_a_folder_and_names_it_alone(constant_model_path, tmp_path, capsys,
@@ -169,3 +170,12 @@ def test_predict_multi_label_scores_every_class_above_the_threshold(constant_mod
     assert lines[:4] == WIDE_LINES.splitlines()
     assert [line.split()[0] for line in lines[4:]] == ["0"] * 4
     assert {line.split()[-1] for line in lines[4:]} == {f"{0.8 / (1 + math.exp(5)):.6f}"}
+
+
+def test_predict_video_skips_a_damaged_frame_and_reports_it(constant_model_path, damaged_video, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, _ = run(["detect", "predict", "--model", str(constant_model_path), "--source", str(damaged_video),
+                           "--out", str(out), "--save-txt", "--no-images"], capsys)
+    assert code == 0 and "59 image(s)" in stdout and "1 unreadable video frame(s) skipped" in stdout
+    names = sorted(path.name for path in (out / "labels").iterdir())
+    assert len(names) == 59 and "damaged_000006.txt" not in names and names[-1] == "damaged_000059.txt"

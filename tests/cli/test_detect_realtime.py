@@ -51,3 +51,114 @@ def test_detect_export_onnx_checks_agreement(mini_model_path, tmp_path, capsys):
     printed = capsys.readouterr().out.splitlines()
     check = json.loads(printed[-1])
     assert check["max_abs_difference"] < 1e-4 and check["check_input_size"] == 64 and out.is_file()
+
+
+def test_detect_stream_skips_a_damaged_video_frame_and_reports_it(mini_model_path, damaged_video, tmp_path, capsys):
+    figures = tmp_path / "figures.json"
+    code = main(["detect", "stream", "--model", str(mini_model_path), "--source", str(damaged_video),
+                 "--input-size", "64", "--json", str(figures)])
+    assert code == 0
+    summary = json.loads(figures.read_text())
+    assert summary["frames_processed"] == 59 and summary["frames_unreadable"] == 1
+    assert summary["end_reason"] == "end of file"
+    assert "59 frames from" in capsys.readouterr().out
+
+
+def test_detect_stream_on_a_folder_skips_a_bad_image_as_predict_does(mini_model_path, tmp_path, capsys):
+    import numpy as np
+
+    from defi1.images import write_image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for index in range(3):
+        write_image(folder / f"img_{index}.png", np.full((48, 64, 3), 60 * index, dtype=np.uint8))
+    (folder / "img_1b.jpg").write_bytes(b"\xff\xd8 truncated")
+    figures = tmp_path / "figures.json"
+    code = main(["detect", "stream", "--model", str(mini_model_path), "--source", str(folder), "--input-size", "64",
+                 "--json", str(figures)])
+    assert code == 0
+    summary = json.loads(figures.read_text())
+    assert summary["frames_processed"] == 3 and summary["frames_unreadable"] == 1
+    assert summary["skipped"] == [str(folder / "img_1b.jpg")]
+    assert f"skipped {folder / 'img_1b.jpg'}" in capsys.readouterr().out
+
+
+def defi1_subprocess(*arguments, **options):
+    """``python -m defi1 ARGUMENTS`` in a child process (standard output and error piped)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    environment = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    for variable in ("DEFI1_VERBOSE", "OPENCV_FFMPEG_LOGLEVEL"):  # as a user's shell has them
+        environment.pop(variable, None)
+    return subprocess.Popen([sys.executable, "-m", "defi1", *map(str, arguments)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=environment, **options)
+
+
+def test_ctrl_c_on_a_stream_still_prints_the_summary_and_writes_the_figures(mini_model_path, tmp_path):
+    import re
+    import signal
+    import threading
+    import time
+
+    from defi1.realtime.video import write_synthetic_video
+
+    video = write_synthetic_video(tmp_path / "long.avi", frames=600, width=96, height=64)  # 20 s played in real time
+    figures, recording = tmp_path / "figures.json", tmp_path / "rec.avi"
+    process = defi1_subprocess("detect", "stream", "--model", mini_model_path, "--source", video, "--mode", "drop",
+                               "--input-size", "64", "--json", figures, "--save", recording)
+    errors = bytearray()
+
+    def read_errors():
+        while chunk := process.stderr.read1(256):
+            errors.extend(chunk)
+    threading.Thread(target=read_errors, daemon=True).start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:  # wait for tqdm to count 5 frames
+        counts = [int(count) for count in re.findall(rb"frames: (\d+)frame", bytes(errors))]
+        if counts and max(counts) >= 5:
+            break
+        time.sleep(0.1)
+    assert process.poll() is None, bytes(errors).decode(errors="replace")
+    process.send_signal(signal.SIGINT)
+    output = process.stdout.read().decode()
+    assert process.wait(timeout=60) == 130
+    summary = json.loads(figures.read_text())
+    assert 5 <= summary["frames_processed"] < 600 and summary["end_reason"] == "interrupted (Ctrl-C)"
+    assert f"{summary['frames_processed']} frames from" in output and "ended: interrupted (Ctrl-C)" in output
+    assert video_properties(recording)["frames"] == summary["frames_processed"]
+
+
+def test_ffmpeg_messages_stay_out_of_the_terminal_unless_verbose(mini_model_path, tmp_path):
+    import cv2
+    import numpy as np
+
+    video = tmp_path / "clip.mp4"  # OpenCV's own mp4v writer puts the moov atom (the index) at the end
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (96, 64))
+    for index in range(10):
+        writer.write(np.full((64, 96, 3), index * 20, dtype=np.uint8))
+    writer.release()
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(video.read_bytes()[: video.stat().st_size // 2])  # a download cut short: no moov atom
+    quiet = defi1_subprocess("detect", "stream", "--model", mini_model_path, "--source", truncated)
+    _, errors = quiet.communicate(timeout=120)
+    assert quiet.returncode == 1
+    assert errors.decode().strip().splitlines() == [
+        f"defi1: error: {truncated}: OpenCV cannot open this video (corrupt or unsupported format)"]
+    loud = defi1_subprocess("--verbose", "detect", "stream", "--model", mini_model_path, "--source", truncated)
+    _, errors = loud.communicate(timeout=120)
+    assert "moov atom not found" in errors.decode()
+
+
+def test_detect_stream_on_the_opencv_engine_says_so(mini_model_path, small_video, tmp_path, capsys):
+    figures = tmp_path / "figures.json"
+    code = main(["detect", "stream", "--model", str(mini_model_path), "--source", str(small_video), "--engine",
+                 "opencv", "--max-frames", "5", "--json", str(figures)])
+    assert code == 0
+    output = capsys.readouterr().out
+    assert output.startswith("engine: opencv, ") and "(--engine)" in output.splitlines()[0]
+    summary = json.loads(figures.read_text())
+    assert summary["engine"] == "opencv" and summary["frames_processed"] == 5

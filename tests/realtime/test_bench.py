@@ -36,10 +36,13 @@ def test_format_benchmark_known_figures():
               "model_only": {"fps": 40.0, "latency_ms_median": 25.0, "latency_ms_p90": 26.0, "latency_ms_p99": 30.0},
               "end_to_end": {"fps_end_to_end": 36.0, "latency_ms_median": 55.0, "latency_ms_p90": 60.0,
                              "latency_ms_p99": 70.0, "frames_processed": 101, "frames_dropped": 0, "mode": "every"},
-              "end_to_end_over_model": 0.9,
+              "end_to_end_over_model": 0.9, "engine_line": "engine: onnxruntime, 2 threads (--engine)",
+              "cpu_flags": ["avx2", "fma"], "load": "1.00 0.50 0.20",
               "environment": {"device": "CPU (2 cores, x86_64)", "backend": "tensorflow",
                               "machine": "Linux x86_64, 2 CPU cores", "versions": {"keras": "3.15.1"}}}
     lines = format_benchmark(result).splitlines()
     assert lines[2].split() == ["model", "only", "40.0", "25.0", "26.0", "30.0"]
     assert lines[3].split() == ["end", "to", "end", "36.0", "55.0", "60.0", "70.0"]
     assert lines[4].startswith("end-to-end / model-only: 0.90; frames processed 101, dropped 0 (every mode)")
+    assert lines[6] == "engine: onnxruntime, 2 threads (--engine)"
+    assert lines[7] == "CPU flags: avx2 fma; load average 1.00 0.50 0.20"

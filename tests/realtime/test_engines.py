@@ -4,7 +4,8 @@ either from a .keras file, a Keras model or darknet files, refusing contradictor
 import numpy as np
 import pytest
 
-from defi1.realtime.engines import OnnxRuntimeForward, cached_onnx_path, load_detector, make_forward
+from defi1.realtime.engines import (OnnxRuntimeForward, OpenCVForward, cached_onnx_path, choose_engine,
+                                    describe_engine, exported_onnx_path, load_detector, make_forward)
 from defi1.realtime.export import keras_outputs
 from defi1.yolo.detector import Detector
 from defi1.yolo.inference import CompiledForward
@@ -18,10 +19,12 @@ def test_make_forward_engines_agree(mini_model, mini_model_path, onnx_path, tmp_
     expected = keras_outputs(mini_model, batch)
     keras_forward = make_forward(mini_model_path, "keras")
     onnx_forward = make_forward(onnx_path, "onnxruntime")
-    cached = make_forward(mini_model_path, "onnxruntime", cache_dir=tmp_path)  # exports to the cache
+    cached = make_forward(mini_model_path, "onnxruntime", cache_dir=tmp_path)  # defi1's writer, to the cache
+    opencv_forward = make_forward(mini_model_path, "opencv", cache_dir=tmp_path)  # the same file
     assert keras_forward.engine == "keras" and onnx_forward.engine == "onnxruntime"
-    assert cached.path == cached_onnx_path(mini_model_path, tmp_path) and cached.path.is_file()
-    for forward in (keras_forward, onnx_forward, cached):
+    assert isinstance(opencv_forward, OpenCVForward) and opencv_forward.engine == "opencv"
+    assert cached.path == exported_onnx_path(mini_model_path, (64, 64), cache_dir=tmp_path) == opencv_forward.path
+    for forward in (keras_forward, onnx_forward, cached, opencv_forward):
         for reference, found in zip(expected, forward(batch), strict=True):
             np.testing.assert_allclose(found, reference, atol=1e-4)
 
@@ -86,7 +89,6 @@ def test_load_detector_from_darknet_files(tiny_darknet):
 @pytest.mark.parametrize("arguments, message", [
     ({"model": "a.keras", "cfg": "a.cfg", "weights": "a.weights"}, "give either --model .* not both"),
     ({"model": "a.keras", "names": "coco.names"}, "--names goes with --cfg/--weights"),
-    ({"cfg": "a.cfg", "weights": "a.weights", "engine": "onnxruntime"}, "--engine onnxruntime needs --model"),
     ({"cfg": "a.cfg"}, r"no model: give --model MODEL.keras, or --weights FILE.weights \[--cfg FILE.cfg\]"),
     ({"model": "a.keras", "engine": "tensorrt"}, "unknown engine 'tensorrt'"),
 ])
@@ -98,3 +100,71 @@ def test_load_detector_refuses_contradictory_requests(arguments, message):
 def test_load_detector_names_a_missing_model(tmp_path):
     with pytest.raises(FileNotFoundError, match="none.keras: no such model file"):
         load_detector(tmp_path / "none.keras")
+
+
+def test_opencv_engine_agrees_with_keras_on_a_batch(mini_model, tmp_path):
+    batch = np.random.default_rng(4).random((3, 64, 64, 3), dtype=np.float32)
+    forward = make_forward(mini_model, "opencv", cache_dir=tmp_path)
+    for reference, found in zip(keras_outputs(mini_model, batch), forward(batch), strict=True):
+        assert found.shape == reference.shape
+        np.testing.assert_allclose(found, reference, atol=1e-4)
+
+
+def test_exported_onnx_path_is_beside_the_model_and_keyed_by_its_sha256(mini_model_path, tmp_path):
+    import hashlib
+
+    first = exported_onnx_path(mini_model_path, (64, 64))
+    digest = hashlib.sha256(mini_model_path.read_bytes()).hexdigest()[:16]
+    assert first.parent == mini_model_path.parent and first.name.startswith(f"mini.{digest}.64x64.")
+    copy = tmp_path / "mini.keras"
+    copy.write_bytes(mini_model_path.read_bytes()[:-1] + b"!")  # other bytes: another export
+    assert exported_onnx_path(copy, (64, 64)).name != first.name
+    assert exported_onnx_path(mini_model_path, (96, 64)).name.endswith(".96x64.v1.onnx")
+
+
+def test_choose_engine_measures_once_then_uses_the_cached_choice(mini_model_path, tmp_path, monkeypatch):
+    from defi1.realtime import engines
+
+    monkeypatch.setenv("DEFI1_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(engines, "on_gpu", lambda: False)
+    first = choose_engine(mini_model_path, input_size=(64, 64), rounds=1, calls=1)
+    assert first["reason"] == "measured" and set(first["median_ms"]) == set(engines.installed_engines())
+    assert first["engine"] == min(first["median_ms"], key=first["median_ms"].get)
+    again = choose_engine(mini_model_path, input_size=(64, 64))
+    assert again["reason"] == "cached" and again["engine"] == first["engine"]
+    monkeypatch.setattr(engines, "on_gpu", lambda: True)
+    assert choose_engine(mini_model_path, input_size=(64, 64))["engine"] == "keras"
+
+
+def test_load_detector_auto_says_which_engine_it_uses(mini_model_path, tmp_path, monkeypatch):
+    from defi1.realtime import engines
+
+    monkeypatch.setenv("DEFI1_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(engines, "on_gpu", lambda: False)
+    monkeypatch.setattr(engines, "choose_engine", lambda *arguments, **options: {
+        "engine": "opencv", "reason": "measured", "median_ms": {"opencv": 3.0, "keras": 5.2}})
+    detector = load_detector(mini_model_path, engine="auto", input_size=64)
+    assert isinstance(detector.forward, OpenCVForward)
+    assert describe_engine(detector) == (f"engine: opencv, {detector.forward.threads} threads (auto, measured here: "
+                                         "opencv 3 ms, keras 5 ms per frame)")
+    keras_detector = load_detector(mini_model_path, engine="keras", input_size=64)
+    assert describe_engine(keras_detector) == "engine: keras (--engine)"
+
+
+def test_darknet_weights_run_on_the_opencv_engine(tiny_darknet, rng, monkeypatch, tmp_path):
+    monkeypatch.setenv("DEFI1_CACHE", str(tmp_path / "cache"))
+    cfg_path, weights_path, names_path = tiny_darknet
+    images = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(2)]
+    keras_detector = load_detector(cfg=cfg_path, weights=weights_path, names=names_path, conf_threshold=0.05)
+    opencv_detector = load_detector(cfg=cfg_path, weights=weights_path, names=names_path, conf_threshold=0.05,
+                                    engine="opencv")
+    assert opencv_detector.forward.path.parent == tmp_path / "cache" / "onnx"
+    for found, reference in zip(opencv_detector.detect(images), keras_detector.detect(images), strict=True):
+        np.testing.assert_allclose(found.boxes, reference.boxes, atol=1e-3)
+        np.testing.assert_array_equal(found.class_ids, reference.class_ids)
+
+
+def test_opencv_engine_names_a_file_it_cannot_load(tmp_path):
+    (tmp_path / "broken.onnx").write_bytes(b"not onnx")
+    with pytest.raises(ValueError, match="broken.onnx: OpenCV's DNN module cannot load this model"):
+        OpenCVForward(tmp_path / "broken.onnx")

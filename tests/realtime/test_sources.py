@@ -112,11 +112,36 @@ def test_folder_source(tmp_path):
     source = open_source(str(tmp_path))
     assert isinstance(source, FolderSource)
     assert [int(frame.image[0, 0, 0]) for frame in source] == [0, 50, 100]
-    (tmp_path / "img_3.png").write_bytes(b"not a png")
-    with pytest.raises(ImageReadError, match="img_3.png"):
-        list(FolderSource(tmp_path))
-    skipping = FolderSource(tmp_path, skip_unreadable=True)
-    assert len(list(skipping)) == 3 and skipping.skipped == [str(tmp_path / "img_3.png")]
+    (tmp_path / "img_1b.png").write_bytes(b"not a png")
+    with pytest.raises(ImageReadError, match="img_1b.png"):
+        list(FolderSource(tmp_path, skip_unreadable=False))
+    skipping = FolderSource(tmp_path)  # skipped and counted by default, as detect predict does
+    assert [int(frame.image[0, 0, 0]) for frame in skipping] == [0, 50, 100]
+    assert skipping.skipped == [str(tmp_path / "img_1b.png")] and skipping.unreadable == 1
+
+
+def test_damaged_video_frame_is_skipped_and_counted(damaged_video):
+    source = open_source(str(damaged_video))
+    frames = list(source)
+    source.close()
+    assert source.frame_count == 60 and len(frames) == 59 and source.unreadable == 1
+    assert [frame.index for frame in frames] == [index for index in range(60) if index != 6]  # positions kept
+    assert abs(int(frames[6].image[0, 0, 0]) - 7 * 4) <= 3  # the frame after the damaged one (grey 4 x index, JPEG)
+    assert source.end_reason == "end of file"
+
+
+def test_failed_reads_at_the_end_of_a_video_are_its_end_not_damage():
+    class Overstated(FakeCapture):  # the container says 8 frames, 5 decode, then every read fails
+        def get(self, prop):
+            import cv2
+
+            return 8.0 if prop == cv2.CAP_PROP_FRAME_COUNT else 0.0
+
+    source = VideoCaptureSource.__new__(VideoCaptureSource)
+    FrameSource.__init__(source)
+    source.kind, source.name, source.is_live, source.frame_count = "file", "x.avi", False, 8
+    source._capture, source._pending = Overstated("x.avi", frames=5), None
+    assert len(list(source)) == 5 and source.unreadable == 0 and source.end_reason == "end of file"
 
 
 class CountingSource(FrameSource):
@@ -163,7 +188,7 @@ def test_capture_thread_every_mode_keeps_all_frames():
 def test_capture_thread_reraises_source_errors(tmp_path):
     write_image(tmp_path / "a.png", np.zeros((4, 4, 3), dtype=np.uint8))
     (tmp_path / "b.png").write_bytes(b"broken")
-    capture = CaptureThread(FolderSource(tmp_path), mode="every").start()
+    capture = CaptureThread(FolderSource(tmp_path, skip_unreadable=False), mode="every").start()
     assert capture.get(timeout=1.0).index == 0
     with pytest.raises(ImageReadError, match="b.png"):
         capture.get(timeout=1.0)

@@ -161,7 +161,7 @@ def test_latency_percentiles_and_stats():
     stats = StreamStats(source="clip.mp4", mode="every", frames_processed=11, frames_dropped=2, elapsed_s=0.5,
                         latency_ms=[500.0] + [40.0] * 10, model_ms=[100.0, 20.0, 30.0], end_reason="end of file")
     assert stats.describe() == ("11 frames from clip.mp4 (every mode): 20.0 FPS end to end, model 40.0 FPS, latency "
-                                "median 40 ms (p90 40, p99 40), dropped 2, reconnects 0; ended: end of file")
+                                "median 40 ms (p90 40, p99 40), dropped 2, reconnects 0, unreadable 0; ended: end of file")
 
 
 def test_draw_overlay_darkens_band_and_writes_text():
