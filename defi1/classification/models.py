@@ -109,13 +109,16 @@ def build_course_mlp(*, input_shape, num_classes, class_names=None) -> keras.Mod
                    preprocessing="none", name="course_mlp")
 
 
-def build_dropout_mlp(*, input_shape, num_classes, dropout_rate=0.2, class_names=None) -> keras.Model:
-    """"Model 2" improved: the same Dense 200-100-60-30 widths with ReLU and Dropout(``dropout_rate``) after each."""
+def build_dropout_mlp(*, input_shape, num_classes, dropout_rate=0.2, activation="relu",
+                      class_names=None) -> keras.Model:
+    """"Model 2" improved: the same Dense 200-100-60-30 widths with ``activation`` (ReLU by default) and
+    Dropout(``dropout_rate``) after each. With ``activation="sigmoid"`` it is Model 2 plus Dropout and nothing else,
+    the comparison that isolates Dropout."""
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     x = layers.Flatten(name="flatten")(x)
     for units in (200, 100, 60, 30):
-        x = layers.Dense(units, activation="relu", name=f"dense_{units}")(x)
+        x = layers.Dense(units, activation=activation, name=f"dense_{units}")(x)
         x = layers.Dropout(dropout_rate, name=f"dropout_{units}")(x)
     probabilities = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     return _finish(inputs, probabilities, class_names=class_names, num_classes=num_classes, input_shape=input_shape,

@@ -26,6 +26,17 @@ def test_dropout_mlp_uses_relu_and_dropout():
 
 
 @pytest.mark.backend_agnostic
+def test_dropout_mlp_with_sigmoid_is_model_2_plus_dropout_only():
+    course = models.build_course_mlp(input_shape=(8, 8, 1), num_classes=10)
+    dropout = models.build_dropout_mlp(input_shape=(8, 8, 1), num_classes=10, activation="sigmoid")
+    dense = [layer for layer in dropout.layers if isinstance(layer, keras.layers.Dense)]
+    assert [layer.activation.__name__ for layer in dense] == ["sigmoid"] * 4 + ["softmax"]
+    assert dropout.count_params() == course.count_params() == 41300  # Dropout adds no weight
+    assert [type(layer).__name__ for layer in dropout.layers if not isinstance(layer, keras.layers.Dropout)] == [
+        type(layer).__name__ for layer in course.layers]
+
+
+@pytest.mark.backend_agnostic
 def test_saved_models_load_with_safe_mode_and_keep_their_info(tmp_path):
     import defi1  # noqa: F401  (registers ClassifierOutput)
 
