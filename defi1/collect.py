@@ -71,8 +71,8 @@ class Submission:
     ``results``: part -> validated results payload; ``results_files``: part -> the file it was read from;
     ``model_files``: name -> :class:`ModelFile`; ``part_models``: part -> the model file that produced its results
     (found by hash, or the file at the recorded path when its hash differs); ``reports``: report file -> ``"written"``,
-    ``"skeleton"`` (a Markdown report untouched since ``defi1 report`` wrote it) or ``"unread"``; ``invalid_figures``: ``(part, metric)``
-    pairs out of range; ``rescored``: figure name -> value measured by the instructor; ``flags``: codes of
+    ``"skeleton"`` (a Markdown report untouched since ``defi1 report`` wrote it) or ``"unread"``;
+    ``invalid_figures``: ``(part, metric)`` pairs out of range; ``rescored``: figure name -> value measured by the instructor; ``flags``: codes of
     :data:`defi1.grading.table.FLAGS` recorded with the ``problems``; ``readable``: False when the submission could
     not be read at all (not a zip, refused as a whole).
     """
