@@ -4,6 +4,7 @@ no library logic of their own. (Each notebook is executed end to end by its part
 
 import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,24 @@ def test_notebooks_readme_maps_the_course_topics_to_sections():
                   "Region Proposals", "R-CNN", "YOLO / SSD", "NMS", "Comment annoter", "Floydhub", "grille"):
         assert any(topic in row for row in rows), topic
     assert len(rows) >= 25
+
+
+def _notebook_commands():
+    """Every ``defi1 GROUP COMMAND ARGS...`` written in the notebooks' markdown (inline code or code blocks)."""
+    commands = []
+    for path in NOTEBOOKS:
+        for _, text in _markdown(path):
+            for snippet in re.findall(r"`([^`\n]*)`", text) + re.findall(r"```\n(.*?)```", text, flags=re.S):
+                for line in snippet.splitlines():
+                    words = shlex.split(line.split("#")[0].strip())
+                    if len(words) > 3 and words[0] == "defi1":
+                        commands.append((path.stem, words[1:]))
+    return commands
+
+
+@pytest.mark.parametrize("stem, words", _notebook_commands(), ids=lambda value: " ".join(value[:3])
+                         if isinstance(value, list) else value)
+def test_commands_the_notebooks_teach_are_accepted_by_the_cli(stem, words):
+    from defi1.cli import build_parser
+
+    assert callable(build_parser().parse_args(words).handler)
