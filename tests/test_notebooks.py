@@ -133,3 +133,13 @@ def test_commands_the_notebooks_teach_are_accepted_by_the_cli(stem, words):
     from defi1.cli import build_parser
 
     assert callable(build_parser().parse_args(words).handler)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS[1:], ids=lambda path: path.stem)
+def test_parts_2_and_3_give_measured_cpu_timings_with_date_and_load_and_no_gpu_guess(path):
+    timings = [text for _, text in _markdown(path) if text.startswith("**How long each step takes (CPU timings).**")]
+    assert len(timings) == 1
+    text = timings[0]
+    assert re.search(r"Measured on \d{4}-\d{2}-\d{2}", text) and "load average" in text
+    assert "GPU timings were **not\nmeasured**" in text or "GPU timings were **not measured**" in text
+    assert re.search(r"\| \d+ min \d+ s|\| \d+ s \|", text)
