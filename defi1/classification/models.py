@@ -181,6 +181,24 @@ def backbone_of(model) -> keras.Model:
         raise ValueError(f"model {model.name!r} has no 'backbone' layer (not a transfer classifier)") from error
 
 
+def prepare_training_from_scratch(model, *, batchnorm_momentum=0.9) -> int:
+    """Make every backbone layer of a :func:`build_transfer_classifier` model trainable, to train it from random
+    weights, and set the momentum of its BatchNormalization layers to ``batchnorm_momentum``.
+
+    ``keras.applications`` backbones use a momentum of 0.999: their moving statistics need thousands of steps to leave
+    their initial values, so after a short training from scratch (a few hundred steps) inference would normalise with
+    statistics that were never learned and predict one class. Returns the number of BatchNormalization layers set.
+    """
+    backbone = backbone_of(model)
+    backbone.trainable = True
+    changed = 0
+    for layer in backbone.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = float(batchnorm_momentum)
+            changed += 1
+    return changed
+
+
 def freeze_backbone(model) -> None:
     """Phase 1: the whole backbone is frozen; only the head trains. Recompile the model afterwards."""
     backbone_of(model).trainable = False
