@@ -14,6 +14,9 @@ refused, sizes bounded, nothing extracted outside a work folder). What is checke
 * provenance: a results file of schema version 2 records the SHA-256 of the model file that produced it; the model
   files of the submission (``.keras``, darknet ``.weights``) are hashed and the one with that hash found, else the
   row is flagged (model missing, or a file at the recorded path with another hash);
+* the report: any ``report.md`` / ``rapport.pdf`` ... (:func:`defi1.report.is_report_name`) is listed in the grades
+  table's ``report`` column, a Markdown report still exactly as ``defi1 report`` wrote it marked as an untouched
+  skeleton;
 * optionally (:func:`grade_submissions` with :class:`defi1.grading.rescore.RescoreSettings`), the submitted models
   are rescored on the instructor's own data, in one isolated process per student.
 
@@ -32,6 +35,7 @@ from defi1.fingerprint import TooLargeError
 from defi1.grading.archive import SubmissionFiles, SubmissionLimits, UnsafeSubmissionError
 from defi1.grading.table import (CSV_COLUMNS, FIGURE_COLUMNS, GRADE_TOTAL_COLUMN, GRADING_GRID,  # noqa: F401
                                  REQUIRED_PARTS, grade_rows, write_grades_csv, write_summary)
+from defi1.report import is_report_name, report_status
 from defi1.results import PARTS, ResultsSchemaError, metric_range_problems, validate_results
 
 #: Suffixes of the model files hashed in a submission (only ``.keras`` and darknet files are ever loaded).
@@ -66,8 +70,9 @@ class Submission:
 
     ``results``: part -> validated results payload; ``results_files``: part -> the file it was read from;
     ``model_files``: name -> :class:`ModelFile`; ``part_models``: part -> the model file that produced its results
-    (found by hash, or the file at the recorded path when its hash differs); ``invalid_figures``: ``(part, metric)``
-    pairs out of range; ``rescored``: figure name -> value measured by the instructor; ``flags``: codes of
+    (found by hash, or the file at the recorded path when its hash differs); ``reports``: report file -> ``"written"``,
+    ``"skeleton"`` (a Markdown report untouched since ``defi1 report`` wrote it) or ``"unread"``;
+    ``invalid_figures``: ``(part, metric)`` pairs out of range; ``rescored``: figure name -> value measured by the instructor; ``flags``: codes of
     :data:`defi1.grading.table.FLAGS` recorded with the ``problems``; ``readable``: False when the submission could
     not be read at all (not a zip, refused as a whole).
     """
@@ -85,6 +90,7 @@ class Submission:
     rescored: dict[str, float] = field(default_factory=dict)
     rescore_device: str | None = None
     readable: bool = True
+    reports: dict[str, str] = field(default_factory=dict)
 
     def note(self, flag: str, message: str) -> None:
         """Record a problem and its flag code."""
@@ -256,6 +262,8 @@ def _read_files(files: SubmissionFiles, submission: Submission, limits: Submissi
             candidates.setdefault(pure.stem, []).append(entry)
         elif pure.suffix.lower() in MODEL_SUFFIXES:
             models.append(entry)
+        if is_report_name(pure.name):
+            submission.reports[entry.name] = _report_status(files, entry, limits)
     _hash_models(files, models, submission, limits)
     for stem, entries in sorted(candidates.items()):
         if stem not in PARTS:
@@ -287,6 +295,15 @@ def _read_notebook(files, entry, limits) -> NotebookCheck:
     except (OSError, UnicodeDecodeError, zipfile.BadZipFile, EOFError) as error:
         return NotebookCheck(path=entry.name, problems=[f"unreadable ({error})"])
     return check_notebook_order(text, entry.name)
+
+
+def _report_status(files, entry, limits) -> str:
+    if PurePosixPath(entry.name).suffix.lower() != ".md":
+        return "written"
+    try:
+        return report_status(files.read(entry, limits.max_notebook_bytes).decode("utf-8-sig", errors="replace"))
+    except (TooLargeError, OSError, zipfile.BadZipFile, EOFError):
+        return "unread"
 
 
 def _hash_models(files, entries, submission, limits) -> None:

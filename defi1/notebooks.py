@@ -7,7 +7,7 @@
   offline path and say so);
 * :func:`find_trained_detector`: the detector that notebook 2 trained, for notebook 3;
 * :func:`show_video`: a recording shown in the notebook (H.264 plays in every browser);
-* :func:`timed`: measure and print how long a step took here.
+* :func:`timed`: measure and print how long a step took here; :func:`measure_seconds`: the median time of a call.
 
 The notebooks call these; they define no logic of their own.
 """
@@ -122,3 +122,16 @@ def timed(step: str):
         minutes, seconds = divmod(round(elapsed), 60)
         duration = f"{minutes} min {seconds} s" if minutes else f"{elapsed:.1f} s"
         print(f"{step}: {duration} on {accelerator_name()}")
+
+
+def measure_seconds(function, *, repeats: int = 3, warmup: int = 1) -> float:
+    """The median wall time of ``function()`` over ``repeats`` calls, after ``warmup`` calls not counted (the first
+    call of a Keras model builds and compiles it)."""
+    for _ in range(warmup):
+        function()
+    durations = []
+    for _ in range(max(1, repeats)):
+        started = time.perf_counter()
+        function()
+        durations.append(time.perf_counter() - started)
+    return float(sorted(durations)[len(durations) // 2])

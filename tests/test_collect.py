@@ -281,3 +281,26 @@ def test_grades_table_columns(tmp_path):
     assert list(CSV_COLUMNS[:6]) == ["student", "source", "part1_test_accuracy", "part1_test_accuracy_rescored",
                                      "part2_map50", "part2_map50_rescored"]
     assert CSV_COLUMNS[-6:] == tuple(column for column, _ in GRADING_GRID) + ("grade_total_120",)
+
+
+def test_report_column_tells_written_reports_from_untouched_skeletons(tmp_path):
+    from defi1.report import PLACEHOLDER, write_report
+
+    root = tmp_path / "submissions"
+    for student in ("alice", "bob", "carol"):
+        write_student(root / student, parts=GOOD_PARTS)
+    write_report(root / "alice" / "results", root / "alice" / "report.md")
+    text = (root / "alice" / "report.md").read_text()
+    (root / "alice" / "report.md").write_text(text.replace(PLACEHOLDER, "We chose the CNN.", 1))
+    write_report(root / "bob" / "results", root / "bob" / "report.md")
+    (root / "bob" / "docs").mkdir()
+    (root / "bob" / "docs" / "Rapport.pdf").write_bytes(b"%PDF-1.4")
+    submissions = collect_submissions([root])
+    csv_path = write_grades_csv(submissions, tmp_path / "grades.csv")
+    with open(csv_path, newline="") as handle:
+        rows = {row["student"]: row for row in csv.DictReader(handle)}
+    assert rows["alice"]["report"] == "report.md"
+    assert rows["bob"]["report"] == "docs/Rapport.pdf; report.md (untouched skeleton)"
+    assert rows["carol"]["report"] == ""
+    summary = write_summary(submissions, tmp_path / "grades_summary.md").read_text()
+    assert "Reports written (not an untouched skeleton): 2/3." in summary

@@ -96,3 +96,13 @@ def test_timed_prints_the_step_and_the_device(capsys):
     with notebooks.timed("training"):
         pass
     assert re.fullmatch(r"training: \d+\.\d s on .+\n", capsys.readouterr().out)
+
+
+def test_measure_seconds_is_the_median_after_warmup(monkeypatch):
+    from defi1 import notebooks
+
+    clock = iter([0.0, 5.0, 10.0, 11.0, 20.0, 22.0])  # calls of 5, 1 and 2 s; the warm-up call is not timed
+    monkeypatch.setattr(notebooks.time, "perf_counter", lambda: next(clock))
+    calls = []
+    assert notebooks.measure_seconds(lambda: calls.append(1), repeats=3, warmup=1) == 2.0
+    assert len(calls) == 4

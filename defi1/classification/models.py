@@ -109,13 +109,16 @@ def build_course_mlp(*, input_shape, num_classes, class_names=None) -> keras.Mod
                    preprocessing="none", name="course_mlp")
 
 
-def build_dropout_mlp(*, input_shape, num_classes, dropout_rate=0.2, class_names=None) -> keras.Model:
-    """"Model 2" improved: the same Dense 200-100-60-30 widths with ReLU and Dropout(``dropout_rate``) after each."""
+def build_dropout_mlp(*, input_shape, num_classes, dropout_rate=0.2, activation="relu",
+                      class_names=None) -> keras.Model:
+    """"Model 2" improved: the same Dense 200-100-60-30 widths with ``activation`` (ReLU by default) and
+    Dropout(``dropout_rate``) after each. With ``activation="sigmoid"`` it is Model 2 plus Dropout and nothing else,
+    the comparison that isolates Dropout."""
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     x = layers.Flatten(name="flatten")(x)
     for units in (200, 100, 60, 30):
-        x = layers.Dense(units, activation="relu", name=f"dense_{units}")(x)
+        x = layers.Dense(units, activation=activation, name=f"dense_{units}")(x)
         x = layers.Dropout(dropout_rate, name=f"dropout_{units}")(x)
     probabilities = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     return _finish(inputs, probabilities, class_names=class_names, num_classes=num_classes, input_shape=input_shape,
@@ -176,6 +179,24 @@ def backbone_of(model) -> keras.Model:
         return model.get_layer("backbone")
     except ValueError as error:
         raise ValueError(f"model {model.name!r} has no 'backbone' layer (not a transfer classifier)") from error
+
+
+def prepare_training_from_scratch(model, *, batchnorm_momentum=0.9) -> int:
+    """Make every backbone layer of a :func:`build_transfer_classifier` model trainable, to train it from random
+    weights, and set the momentum of its BatchNormalization layers to ``batchnorm_momentum``.
+
+    ``keras.applications`` backbones use a momentum of 0.999: their moving statistics need thousands of steps to leave
+    their initial values, so after a short training from scratch (a few hundred steps) inference would normalise with
+    statistics that were never learned and predict one class. Returns the number of BatchNormalization layers set.
+    """
+    backbone = backbone_of(model)
+    backbone.trainable = True
+    changed = 0
+    for layer in backbone.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = float(batchnorm_momentum)
+            changed += 1
+    return changed
 
 
 def freeze_backbone(model) -> None:

@@ -21,6 +21,7 @@ GROUPS = {
                ("defi1.cli.detect_core", "defi1.cli.detect_infer", "defi1.cli.detect_train",
                 "defi1.cli.detect_realtime")),
     "bench": ("Part 3: measure detector speed (FPS and latency)", ("defi1.cli.bench",)),
+    "report": ("Students: write the report skeleton from the notebooks' results and figures", ("defi1.cli.report",)),
     "collect": ("Instructors: gather students' results into a grades table", ("defi1.cli.collect",)),
 }
 
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         modules = [module for module in map(_import_optional, module_names) if module is not None]
         if not modules:
             continue
-        if group_name in ("demo", "bench", "collect"):
+        if group_name in ("demo", "bench", "report", "collect"):
             # Single commands: the module adds its arguments to the group's own parser.
             group_parser = groups.add_parser(group_name, help=help_text, description=help_text)
             modules[0].register(group_parser)

@@ -8,6 +8,8 @@ Columns (:data:`CSV_COLUMNS`), in order:
   ``part3_device`` (the student's) and ``rescore_device`` (the instructor's);
 * provenance: ``partN_measured_on`` (split and the first 12 hex digits of the dataset fingerprint) and
   ``partN_model_sha256`` (first 12 hex digits of the model file's SHA-256, as recorded);
+* ``report``: the report files found (``report.md``, ``rapport.pdf``...), each with ``(untouched skeleton)`` when
+  it is still exactly what ``defi1 report`` wrote; empty when there is none;
 * ``flags`` (the codes of :data:`FLAGS`, ``;``-separated), ``missing_parts``, ``smoke_parts``, ``notebook_issues``
   and ``problems`` (every finding in words);
 * the course's grading grid, empty for the instructor to fill (:data:`GRADING_GRID`, total out of 120 %).
@@ -87,7 +89,7 @@ def _figure_columns():
 
 CSV_COLUMNS = (("student", "source") + _figure_columns() + ("rescore_device",)
                + tuple(column for column, _ in PROVENANCE_COLUMNS)
-               + ("flags", "missing_parts", "smoke_parts", "notebook_issues", "problems")
+               + ("report", "flags", "missing_parts", "smoke_parts", "notebook_issues", "problems")
                + tuple(column for column, _ in GRADING_GRID) + (GRADE_TOTAL_COLUMN,))
 
 
@@ -114,6 +116,8 @@ def grade_rows(submissions) -> list[dict]:
                 row[column] = " ".join(value for value in (split, (fingerprint or "")[:12]) if value)
             else:
                 row[column] = (provenance.get("model_sha256") or "")[:12]
+        row["report"] = "; ".join(name + {"skeleton": " (untouched skeleton)", "unread": " (unread)"}.get(status, "")
+                                  for name, status in sorted(submission.reports.items()))
         row["flags"] = ";".join(submission.all_flags)
         row["missing_parts"] = ";".join(submission.missing_parts)
         row["smoke_parts"] = ";".join(submission.smoke_parts)
@@ -158,7 +162,9 @@ def write_summary(submissions, path) -> Path:
         optional = " (optional)" if part not in REQUIRED_PARTS else ""
         lines.append(f"| {part}{optional} | {found}/{total} | {smoke} |")
     out_of_order = sum(bool(submission.notebook_issues) for submission in submissions)
-    lines += ["", f"Notebooks not executed top to bottom: {out_of_order} submission(s).", ""]
+    written = sum("written" in submission.reports.values() for submission in submissions)
+    lines += ["", f"Notebooks not executed top to bottom: {out_of_order} submission(s).",
+              f"Reports written (not an untouched skeleton): {written}/{total}.", ""]
     counts = {flag: sum(flag in submission.all_flags for submission in submissions) for flag in FLAGS}
     if any(counts.values()):
         lines += ["| flag | submissions | meaning |", "|---|---|---|"]

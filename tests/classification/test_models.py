@@ -26,6 +26,17 @@ def test_dropout_mlp_uses_relu_and_dropout():
 
 
 @pytest.mark.backend_agnostic
+def test_dropout_mlp_with_sigmoid_is_model_2_plus_dropout_only():
+    course = models.build_course_mlp(input_shape=(8, 8, 1), num_classes=10)
+    dropout = models.build_dropout_mlp(input_shape=(8, 8, 1), num_classes=10, activation="sigmoid")
+    dense = [layer for layer in dropout.layers if isinstance(layer, keras.layers.Dense)]
+    assert [layer.activation.__name__ for layer in dense] == ["sigmoid"] * 4 + ["softmax"]
+    assert dropout.count_params() == course.count_params() == 41300  # Dropout adds no weight
+    assert [type(layer).__name__ for layer in dropout.layers if not isinstance(layer, keras.layers.Dropout)] == [
+        type(layer).__name__ for layer in course.layers]
+
+
+@pytest.mark.backend_agnostic
 def test_saved_models_load_with_safe_mode_and_keep_their_info(tmp_path):
     import defi1  # noqa: F401  (registers ClassifierOutput)
 
@@ -163,3 +174,17 @@ def test_unfreezing_without_set_fine_tuning_moves_batch_norm_statistics():
     after = _batch_norm_statistics(model)
     moved = [name for name in before if not np.array_equal(before[name][0], after[name][0])]
     assert moved, "BatchNorm statistics did not move: Keras now honours training=False; revisit set_fine_tuning"
+
+
+@pytest.mark.backend_agnostic
+def test_prepare_training_from_scratch_unfreezes_and_speeds_up_batchnorm_statistics():
+    model = models.build_transfer_classifier(backbone="mobilenet_v2", input_shape=(32, 32, 3), num_classes=3,
+                                             weights=None)
+    backbone = models.backbone_of(model)
+    batchnorms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert not backbone.trainable and {layer.momentum for layer in batchnorms} == {0.999}
+    assert models.prepare_training_from_scratch(model, batchnorm_momentum=0.9) == len(batchnorms) == 52
+    assert backbone.trainable and all(layer.trainable for layer in backbone.layers)
+    assert {layer.momentum for layer in batchnorms} == {0.9}
+    assert {layer["config"]["momentum"] for layer in model.get_config()["layers"][1]["config"]["layers"]
+            if layer["class_name"] == "BatchNormalization"} == {0.9}  # saved with the model

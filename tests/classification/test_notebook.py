@@ -18,4 +18,8 @@ def test_notebook_runs_in_smoke_mode_and_records_results(tmp_path):
     results = load_results(tmp_path / "results" / "classification.json")
     assert results["smoke"] is True and results["dataset"] == "digits"
     assert 0.0 <= results["metrics"]["test_accuracy"] <= 1.0
-    assert set(results["extra"]["models"]) == {"course_mlp", "dropout_mlp", "small_cnn", "mobilenet_v2"}
+    assert set(results["extra"]["models"]) == {"course_mlp", "dropout_mlp", "small_cnn", "mobilenet_v2",
+                                            "mobilenet_v2_scratch"}
+    report = (tmp_path / "report.md").read_text()  # the notebook ends by writing the report skeleton
+    assert "## Partie 1 : classification (40 %)" in report and "| test_accuracy |" in report
+    assert "![mlp_learning_curves](runs/01_classification/mlp_learning_curves.png)" in report

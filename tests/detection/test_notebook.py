@@ -34,3 +34,5 @@ def test_notebook_runs_offline_and_records_localisation_results(tmp_path):
     assert 0.0 <= results["metrics"]["map50"] <= 1.0 and 0.0 <= results["metrics"]["map50_95"] <= 1.0
     assert (tmp_path / "run" / "evaluation" / "gallery.png").is_file()
     assert (tmp_path / "run" / "training" / "best.keras").is_file()
+    report = (tmp_path / "report.md").read_text()  # the notebook ends by writing the report skeleton
+    assert "## Partie 2 : localisation (20 %)" in report and "| map50 |" in report
