@@ -317,7 +317,7 @@ def _train(settings, dataset, out_dir, *, callbacks, log) -> TrainingResult:
             set_batchnorm_momentum(model, settings.batchnorm_momentum)
         train_data, validation_data = _datasets(settings, model, dataset, initial_epoch)
         validation_map = (ValidationMap(dataset.samples("val"), list(dataset.names), input_size=settings.input_size,
-                                        batch_size=settings.batch_size)
+                                        batch_size=settings.batch_size, eager=settings.distribute)
                           if has_validation and settings.validation_map else None)
         checkpoint = RunCheckpoint(out_dir, monitor=monitor, mode=mode, best_value=best_value, best_epoch=best_epoch,
                                    state={"stage": 1, "settings": settings.record()})

@@ -100,6 +100,8 @@ class ValidationMap(keras.callbacks.Callback):
     Args:
         samples: the validation :class:`~defi1.detection.formats.common.Sample` list. class_names: the dataset's.
         input_size: the network input side. batch_size: images per forward pass.
+        eager: call the model directly instead of ``predict_on_batch`` (what a distributed run needs: TensorFlow's
+            ``MirroredStrategy`` cannot trace ``predict_on_batch`` from inside ``fit``).
 
     Attributes:
         seconds: the wall time of each measurement. last_metrics: the full metrics dict of the last one.
@@ -107,8 +109,10 @@ class ValidationMap(keras.callbacks.Callback):
 
     KEYS = ("val_map50", "val_map50_95", "val_precision", "val_recall")
 
-    def __init__(self, samples, class_names, *, input_size, batch_size=8, conf_threshold=0.005, iou_threshold=0.45):
+    def __init__(self, samples, class_names, *, input_size, batch_size=8, conf_threshold=0.005, iou_threshold=0.45,
+                 eager=False):
         super().__init__()
+        self.eager = eager
         self.samples = list(samples)
         self.class_names = list(class_names)
         self.input_size = input_size
@@ -136,7 +140,7 @@ class ValidationMap(keras.callbacks.Callback):
 
         detector = Detector(self.model, input_size=self.input_size, conf_threshold=self.conf_threshold,
                             iou_threshold=self.iou_threshold, batch_size=self.batch_size, fold_batchnorm=False,
-                            forward=_PredictOnBatch(self.model))
+                            forward=_PredictOnBatch(self.model, eager=self.eager))
         metrics, _, _ = evaluate_split(detector, self.samples, self.class_names, batch_size=self.batch_size)
         return metrics
 
@@ -145,11 +149,17 @@ class _PredictOnBatch:
     """The network's raw heads through Keras's compiled ``predict_on_batch`` (traced once per batch shape), as
     float32 numpy arrays."""
 
-    def __init__(self, model):
+    def __init__(self, model, eager=False):
         self.model = model
+        self.eager = eager
 
     def __call__(self, batch):
-        outputs = self.model.predict_on_batch(batch)
+        if self.eager:
+            outputs = self.model(keras.ops.convert_to_tensor(batch), training=False)
+            outputs = [keras.ops.convert_to_numpy(output) for output in (outputs if isinstance(outputs, (list, tuple))
+                                                                          else [outputs])]
+        else:
+            outputs = self.model.predict_on_batch(batch)
         if not isinstance(outputs, (list, tuple)):
             outputs = [outputs]
         return [np.asarray(output, dtype=np.float32) for output in outputs]
