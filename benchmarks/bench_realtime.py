@@ -34,10 +34,6 @@ import numpy as np
 DEFAULT_WEIGHTS = Path.home() / ".cache" / "defi1" / "weights" / "yolov3-tiny.weights"
 
 
-def load_average() -> str:
-    return ", ".join(f"{value:.2f}" for value in os.getloadavg()) if hasattr(os, "getloadavg") else "unknown"
-
-
 def opencv_loop(net, output_names, heads, video_path, *, input_size, frames, conf_threshold=0.25,
                 iou_threshold=0.45):
     """A plain OpenCV DNN loop over ``frames + 1`` frames: read, blob, forward, decode, NMSBoxesBatched, draw.
@@ -131,9 +127,9 @@ def main(argv=None):
 
     import cv2
 
-    from defi1.environment import describe
+    from defi1.environment import cpu_flags, describe, load_average
     from defi1.files import atomic_save_model, atomic_write_json
-    from defi1.realtime.bench import cpu_flags, time_forward
+    from defi1.realtime.bench import time_forward
     from defi1.realtime.engines import describe_engine, exported_onnx_path, load_detector, make_forward
     from defi1.realtime.stream import run_stream
     from defi1.realtime.video import write_synthetic_video

@@ -34,14 +34,6 @@ BCCD_DIR = PROJECT_ROOT.parent / "shared" / "datasets" / "bccd" / "BCCD"
 FETCH_WEIGHTS = PROJECT_ROOT.parent / "shared" / "darknet" / "fetch-released-tiny-weights.sh"
 
 
-def load_average() -> str:
-    """The 1, 5 and 15 minute load averages (``/proc/loadavg``), or ``"?"`` where the system has none."""
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
-
-
 def released_tiny_weights() -> Path:
     """Darknet's released ``yolov3-tiny.weights`` through ``../shared/darknet/fetch-released-tiny-weights.sh``."""
     if not FETCH_WEIGHTS.is_file():
@@ -140,7 +132,7 @@ def main(argv=None):
     from defi1.detection.augment import AugmentationSettings
     from defi1.detection.evaluation import evaluate_model
     from defi1.detection.training import TrainingSettings, train_detector
-    from defi1.environment import describe
+    from defi1.environment import describe, load_average
 
     for key, value in describe().items():
         print(f"{key}: {value}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+from pathlib import Path
 
 
 def in_colab() -> bool:
@@ -70,3 +71,38 @@ def describe() -> dict:
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores",
         "versions": versions(),
     }
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform``'s guess elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    """The SIMD extensions of this CPU that matter for convolutions (``avx2``, ``fma``, ``avx512f``,
+    ``avx512_vnni``, ``amx_tile``, ``neon`` ...), from ``/proc/cpuinfo`` (empty elsewhere)."""
+    interesting = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni",
+                   "amx_tile", "amx_bf16", "neon", "asimd", "sve")
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags.update(line.split(":", 1)[1].split())
+    return [flag for flag in interesting if flag in flags]
+
+
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages (``"0.52 0.80 1.10"``; ``""`` where the system has none): the machine's
+    load beside a figure."""
+    if not hasattr(os, "getloadavg"):
+        return ""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())

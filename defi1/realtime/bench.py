@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from defi1.environment import describe
+from defi1.environment import cpu_flags, describe, load_average
 from defi1.realtime.engines import load_detector
 from defi1.realtime.stream import latency_percentiles, run_stream
 
@@ -40,22 +40,6 @@ def time_forward(forward, batch: np.ndarray, *, frames: int = 100, warmup: int =
     figures = {"fps": 1000.0 / float(np.mean(latencies)), "frames": frames, "warmup_ms": warmup_ms}
     figures.update(latency_percentiles(latencies, prefix="latency_ms"))
     return figures
-
-
-def cpu_flags() -> list[str]:
-    """The SIMD extensions of this CPU that matter for convolutions (``avx2``, ``fma``, ``avx512f``,
-    ``avx512_vnni``, ``amx_tile``, ``neon`` ...), from ``/proc/cpuinfo`` (empty elsewhere)."""
-    interesting = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni",
-                   "amx_tile", "amx_bf16", "neon", "asimd", "sve")
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            flags.update(line.split(":", 1)[1].split())
-    return [flag for flag in interesting if flag in flags]
 
 
 def benchmark(model, *, source=None, engine: str = "auto", input_size: int | None = None, frames: int = 100,
@@ -104,7 +88,7 @@ def benchmark(model, *, source=None, engine: str = "auto", input_size: int | Non
         "engine_line": describe_engine(detector),
         "threads": getattr(forward, "threads", None) or os.cpu_count(),
         "cpu_flags": cpu_flags(),
-        "load": _load_average(),
+        "load": load_average(),
         "mixed_precision": bool(mixed_precision),
         "input_size": int(input_size),
         "source": str(source) if temporary is None else f"generated {DEFAULT_VIDEO_SIZE[0]}x{DEFAULT_VIDEO_SIZE[1]}",
@@ -139,11 +123,3 @@ def format_benchmark(result: dict) -> str:
         "versions: " + ", ".join(f"{name} {version}" for name, version in environment["versions"].items()),
     ]
     return "\n".join(lines)
-
-
-def _load_average() -> str:
-    """``/proc/loadavg``'s first three numbers (``""`` where there is none): the machine's load during a figure."""
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return ""

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from defi1.files import atomic_write_json, load_keras_model
+from defi1.fingerprint import sha256_file
 from defi1.realtime.export import export_model
 
 #: Engines :func:`make_forward` builds; ``auto`` (:func:`choose_engine`) picks one of them.
@@ -122,15 +123,6 @@ class OpenCVForward:
         return [np.concatenate(outputs) if len(outputs) > 1 else outputs[0] for outputs in zip(*results)]
 
 
-def file_sha256(path) -> str:
-    """The SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while block := stream.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def cache_root() -> Path:
     """defi1's cache folder for exports and engine choices: ``$DEFI1_CACHE`` or ``<tmp>/defi1-cache``."""
     return Path(os.environ.get("DEFI1_CACHE", Path(tempfile.gettempdir()) / "defi1-cache"))
@@ -157,7 +149,7 @@ def exported_onnx_path(model_or_path, input_size, *, cache_dir=None) -> Path:
     width, height = input_size
     if isinstance(model_or_path, (str, os.PathLike)):
         path = Path(model_or_path)
-        name = f"{path.stem}.{file_sha256(path)[:16]}.{width}x{height}.v{WRITER_VERSION}.onnx"
+        name = f"{path.stem}.{sha256_file(path)[:16]}.{width}x{height}.v{WRITER_VERSION}.onnx"
         folder = Path(cache_dir) if cache_dir else path.parent
         if cache_dir is None and not os.access(folder, os.W_OK):
             folder = cache_root() / "onnx"
@@ -172,8 +164,7 @@ def cached_onnx_path(model_path, cache_dir=None) -> Path:
     model_path = Path(model_path).resolve()
     status = model_path.stat()
     key = hashlib.sha1(f"{model_path}|{status.st_size}|{status.st_mtime_ns}".encode()).hexdigest()[:12]
-    root = Path(cache_dir) if cache_dir else Path(os.environ.get("DEFI1_CACHE", Path(tempfile.gettempdir())
-                                                                 / "defi1-cache")) / "onnx"
+    root = Path(cache_dir) if cache_dir else cache_root() / "onnx"
     return root / f"{model_path.stem}-{key}.onnx"
 
 
@@ -359,7 +350,7 @@ def choose_engine(model, keras_model=None, input_size=(416, 416), *, rounds: int
     Returns:
         ``{"engine": name, "reason": "gpu" | "measured" | "cached" | "only engine", "median_ms": {engine: ms}}``.
     """
-    from defi1.environment import versions
+    from defi1.environment import cpu_name, versions
     from defi1.yolo.layers import yolo_heads
 
     if on_gpu():
@@ -372,8 +363,8 @@ def choose_engine(model, keras_model=None, input_size=(416, 416), *, rounds: int
     if len(candidates) == 1:
         return {"engine": candidates[0], "reason": "only engine", "median_ms": {}}
     width, height = input_size
-    key = "|".join([file_sha256(model) if is_path else _model_key(keras_model), f"{width}x{height}",
-                    _cpu_name(), str(os.cpu_count()), json.dumps(versions(), sort_keys=True), ",".join(candidates)])
+    key = "|".join([sha256_file(model) if is_path else _model_key(keras_model), f"{width}x{height}",
+                    cpu_name(), str(os.cpu_count()), json.dumps(versions(), sort_keys=True), ",".join(candidates)])
     key = hashlib.sha256(key.encode()).hexdigest()[:24]
     cache_file = cache_root() / "engine-choice.json"
     choices = _read_json(cache_file) if cache else {}
@@ -404,18 +395,6 @@ def choose_engine(model, keras_model=None, input_size=(416, 416), *, rounds: int
         except OSError:  # a cache that cannot be written: measure again next time
             pass
     return result
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 def _read_json(path) -> dict:

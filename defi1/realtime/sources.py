@@ -17,13 +17,12 @@ in its own words (an error naming the file, or a count of unreadable frames).
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import os
 
 import cv2
 import numpy as np
