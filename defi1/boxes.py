@@ -253,19 +253,15 @@ def letterbox_geometry(width, height, target_width, target_height=None) -> Lette
 
 def letterbox_image(image, target_width, target_height=None, fill=LETTERBOX_FILL):
     """Resize an ``(H, W, 3)`` ``uint8`` image into ``target_width`` × ``target_height`` keeping its aspect ratio,
-    padding with grey ``fill``. Returns ``(letterboxed (target_height, target_width, 3) uint8, Letterbox)``.
+    padding with grey ``fill`` (resized by :func:`defi1.images.resize_image`: bilinear, area averaging for reductions
+    by 2 or more). Returns ``(letterboxed (target_height, target_width, 3) uint8, Letterbox)``.
     """
-    import cv2
+    from defi1.images import resize_image
 
     image = np.asarray(image)
     height, width = image.shape[:2]
     geometry = letterbox_geometry(width, height, target_width, target_height)
-    if (geometry.resized_width, geometry.resized_height) == (width, height):
-        resized = image
-    else:
-        shrinking = geometry.resized_width < width
-        resized = cv2.resize(image, (geometry.resized_width, geometry.resized_height),
-                             interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    resized = resize_image(image, geometry.resized_width, geometry.resized_height)
     canvas = np.full((geometry.target_height, geometry.target_width, image.shape[2]), fill, dtype=image.dtype)
     canvas[geometry.pad_y:geometry.pad_y + geometry.resized_height,
            geometry.pad_x:geometry.pad_x + geometry.resized_width] = resized

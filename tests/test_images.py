@@ -7,7 +7,7 @@ from PIL import Image
 
 from defi1.errors import ImageReadError
 from defi1.images import (as_rgb_uint8, bgr_from_rgb, image_size, is_image_path, list_images, pixels_to_unit,
-                          read_image, read_image_with_alpha, rgb_from_bgr, verify_image, write_image)
+                          read_image, read_image_with_alpha, resize_image, rgb_from_bgr, verify_image, write_image)
 
 pytestmark = pytest.mark.backend_agnostic  # Pillow and NumPy only
 
@@ -166,3 +166,40 @@ def test_verify_image_finds_truncated_files_from_their_end(tmp_path):
     # Data appended after JPEG's end marker (phones' motion photos) is not damage: the file is decoded to decide.
     (tmp_path / "appended.jpg").write_bytes((tmp_path / "whole.jpg").read_bytes() + b"\x00ftypmp42" * 100)
     assert verify_image(tmp_path / "appended.jpg", decode_pixels=False) == (64, 64)
+
+
+def test_pixels_to_unit_gives_numpys_mixed_multiplication_bit_for_bit():
+    every_value = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1).repeat(3, axis=3)
+    reference = np.multiply(every_value, np.float32(1.0 / 255.0), dtype=np.float32)
+    np.testing.assert_array_equal(pixels_to_unit(every_value), reference)
+    out = np.full(every_value.shape, np.nan, np.float32)
+    np.testing.assert_array_equal(pixels_to_unit(every_value, out=out), reference)
+
+
+def test_resize_image_averages_areas_for_strong_reductions_and_is_bilinear_otherwise():
+    import cv2
+
+    # 6 x 6 made of 3 x 3 blocks of 0, 40, 80, 120 with each block's centre pixel 9 brighter: a third of the size
+    # is each block's mean, v + 1 (area), where bilinear sampling would take the centre pixel alone, v + 9.
+    blocks = np.kron(np.array([[0, 40], [80, 120]]), np.ones((3, 3)))
+    blocks[1::3, 1::3] += 9
+    image = np.repeat(blocks.astype(np.uint8)[:, :, None], 3, axis=2)
+    np.testing.assert_array_equal(resize_image(image, 2, 2)[..., 0], [[1, 41], [81, 121]])
+    # A mild reduction (640 x 480 to 416 x 312, what a webcam frame goes through) is OpenCV's bilinear resize.
+    frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(resize_image(frame, 416, 312),
+                                  cv2.resize(frame, (416, 312), interpolation=cv2.INTER_LINEAR))
+    np.testing.assert_array_equal(resize_image(frame, 320, 200),  # one side halved: area
+                                  cv2.resize(frame, (320, 200), interpolation=cv2.INTER_AREA))
+    assert resize_image(frame, 640, 480) is frame
+
+
+def test_channel_swaps_of_views_and_other_types_are_exact_copies():
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 256, (9, 12, 4), dtype=np.uint8)
+    view = frame[::2, ::3, :3]  # not contiguous: a crop of a BGRA frame
+    for image in (view, view.astype(np.float64), view.astype(np.uint16), frame):
+        swapped = rgb_from_bgr(image)
+        np.testing.assert_array_equal(swapped, image[:, :, 2::-1])
+        assert swapped.flags.c_contiguous and not np.shares_memory(swapped, image)
+    np.testing.assert_array_equal(bgr_from_rgb(view), view[:, :, ::-1])

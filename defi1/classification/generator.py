@@ -17,7 +17,7 @@ from PIL import Image
 
 import keras
 
-from defi1.images import read_image
+from defi1.images import read_image, resize_image
 
 
 def load_image(path, *, image_size=None, color_mode="rgb") -> np.ndarray:
@@ -32,13 +32,7 @@ def load_image(path, *, image_size=None, color_mode="rgb") -> np.ndarray:
     image = read_image(path)
     if image_size is not None:
         height, width = int(image_size[0]), int(image_size[1])
-        if image.shape[:2] != (height, width):
-            import cv2
-
-            # area averaging for strong reductions (no aliasing; exact for integer factors), bilinear otherwise
-            strong_reduction = image.shape[0] >= 2 * height or image.shape[1] >= 2 * width
-            interpolation = cv2.INTER_AREA if strong_reduction else cv2.INTER_LINEAR
-            image = cv2.resize(image, (width, height), interpolation=interpolation)
+        image = resize_image(image, width, height)
     if color_mode == "grayscale":
         image = np.asarray(Image.fromarray(image).convert("L"))[:, :, None]
     return image

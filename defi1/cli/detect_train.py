@@ -72,6 +72,9 @@ def register(subparsers):
     train.add_argument("--assign-threshold", type=_auto_float, default="auto",
                        help="anchors whose shape IoU with a box exceeds this also learn it (darknet iou_thresh; "
                             "1.0: YOLOv3's best anchor only; auto: 0.213 from scratch, 1.0 with --weights)")
+    train.add_argument("--box-weighting", choices=("darknet", "uniform"), default="darknet",
+                       help="weight of the loss's box terms: darknet's 2 - w*h (small boxes count up to twice as "
+                            "much as one filling the image) or uniform (darknet)")
     train.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
                        help="stop after this many minutes of training (the last epoch completes and is saved)")
     train.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",

@@ -209,8 +209,8 @@ def _compile_stage(model, settings, learning_rate):
     ema = settings.ema_momentum is not None
     optimizer = keras.optimizers.Adam(learning_rate=learning_rate, use_ema=ema,
                                       ema_momentum=settings.ema_momentum if ema else 0.99)
-    model.compile(optimizer=optimizer, loss=yolo_losses(model, max_boxes=settings.max_boxes),
-                  jit_compile=_jit_compile(settings))
+    losses = yolo_losses(model, max_boxes=settings.max_boxes, box_weighting=settings.box_weighting)
+    model.compile(optimizer=optimizer, loss=losses, jit_compile=_jit_compile(settings))
 
 
 def _stage_callbacks(settings, stage, *, run_callbacks, steps_per_epoch, monitor, time_limit, start):

@@ -96,8 +96,8 @@ class TrainingSettings:
         assign_threshold: anchors whose shape IoU with a box exceeds this are responsible for it besides the best
             one (darknet's ``[yolo] iou_thresh``; 1.0, YOLOv3's rule: the best anchor only). More positives per box
             speed up learning from scratch; YOLOv4's cfgs use 0.213.
-
-    Fields whose default is ``"auto"`` (those of :data:`FROM_SCRATCH_RECIPE`) are resolved by :meth:`resolved`.
+        box_weighting: weight of the loss's box terms (:class:`defi1.yolo.loss.YoloLoss`): ``"darknet"``
+            (``2 - w * h``: a small box counts up to twice as much as one filling the image) or ``"uniform"``.
         batchnorm_momentum: override the momentum of every batch normalisation's moving statistics (darknet and
             the builders use 0.99, right for long runs; a run of a few hundred steps needs ~0.9, or the statistics
             used at inference still lag far behind those the weights were trained with).
@@ -113,6 +113,8 @@ class TrainingSettings:
         verbose: Keras ``fit`` verbosity (``"auto"``: progress bars).
         jit_compile: Keras ``compile`` option; ``"auto"`` means XLA on accelerators and no XLA on CPUs (where
             compiling the YOLO graph costs minutes, once per input size).
+
+    Fields whose default is ``"auto"`` (those of :data:`FROM_SCRATCH_RECIPE`) are resolved by :meth:`resolved`.
     """
 
     data: str | Path
@@ -144,6 +146,7 @@ class TrainingSettings:
     reduce_lr_factor: float = 0.1
     max_boxes: int = 100
     assign_threshold: float | str = AUTO
+    box_weighting: str = "darknet"
     batchnorm_momentum: float | str | None = AUTO
     workers: int = 1
     use_multiprocessing: bool = False
@@ -195,6 +198,8 @@ class TrainingSettings:
         if any(_is_auto(getattr(self, key)) for key in FROM_SCRATCH_RECIPE):
             self.resolved().check()
             return
+        if self.box_weighting not in ("darknet", "uniform"):
+            raise ValueError(f"box_weighting must be 'darknet' or 'uniform', got {self.box_weighting!r}")
         if self.best_metric not in BEST_METRICS:
             raise ValueError(f"best_metric must be one of {', '.join(BEST_METRICS)}, got {self.best_metric!r}")
         if self.input_size <= 0 or self.input_size % 32:

@@ -8,7 +8,7 @@ end-to-end rate approaches the model's own::
      stale ones          scale to [0, 1])       forward + decode,     draw boxes, FPS and latency,
      dropped)                                   batch 1)              sinks, on_frame callback)
 
-The queues between stages hold one item, so at most a handful of frames are in flight and the latency stays
+The slots between stages hold one item, so at most a handful of frames are in flight and the latency stays
 bounded. Sinks and the ``on_frame`` callback run in the caller's thread: an exception there (``KeyboardInterrupt``
 included) stops the pipeline and propagates, after every sink has been closed (a recording keeps its frames). A
 ``KeyboardInterrupt`` (Ctrl-C, the way to stop a webcam) carries the figures so far as its ``stream_stats``
@@ -20,7 +20,6 @@ object with ``detect(image) -> list[Detection]``, which then runs whole in the m
 
 from __future__ import annotations
 
-import queue
 import sys
 import threading
 import time
@@ -32,6 +31,7 @@ import numpy as np
 from defi1.realtime.sources import CaptureThread, FrameSource, default_mode, open_source
 
 _END = object()
+_EMPTY = object()
 
 
 @dataclass
@@ -123,7 +123,8 @@ class DetectorStages:
             self.forward = forward
             self.preprocess = lambda image: detector.preprocess([image])  # (batch, letterboxes, image sizes)
             self.infer = lambda prepared: infer_decoded(forward, prepared[0], detector.heads,
-                                                        input_size=detector.input_size)
+                                                        input_size=detector.input_size,
+                                                        min_objectness=detector.conf_threshold)
             self.postprocess = lambda decoded, prepared: detector.postprocess(decoded, *prepared[1:])[0]
         elif forward is not None:
             raise ValueError("an engine (forward=) can only be used with a defi1.yolo.detector.Detector")
@@ -148,11 +149,45 @@ def draw_overlay(image: np.ndarray, lines) -> np.ndarray:
     return image
 
 
-class _Worker:
-    """A pipeline stage on its own thread: ``function(item)`` from ``inputs`` to ``outputs``; ``_END`` passes
-    through; an exception is kept for the caller and ends the stage."""
+class _Slot:
+    """A one-item hand-over between two pipeline threads. Both sides wait on a condition (no polling loop that
+    would take CPU time from the model), and wake up at least every 50 ms to see a stop request."""
 
-    def __init__(self, name, function, inputs, outputs, stop: threading.Event):
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._item = _EMPTY
+
+    def put(self, item, stop: threading.Event) -> bool:
+        """Hand ``item`` over once the slot is empty; ``False`` if ``stop`` was set first."""
+        with self._condition:
+            while self._item is not _EMPTY:
+                if stop.is_set():
+                    return False
+                self._condition.wait(0.05)
+            self._item = item
+            self._condition.notify_all()
+            return True
+
+    def wait_empty(self, timeout: float = 0.05) -> bool:
+        """Wait until the other side has taken the item (``False`` after ``timeout`` seconds)."""
+        with self._condition:
+            return self._condition.wait_for(lambda: self._item is _EMPTY, timeout)
+
+    def get(self, timeout: float = 0.05):
+        """The item, or ``_EMPTY`` after ``timeout`` seconds without one."""
+        with self._condition:
+            if not self._condition.wait_for(lambda: self._item is not _EMPTY, timeout):
+                return _EMPTY
+            item, self._item = self._item, _EMPTY
+            self._condition.notify_all()
+            return item
+
+
+class _Worker:
+    """A pipeline stage on its own thread: ``function(item)`` from ``inputs`` to the :class:`_Slot` ``outputs``;
+    ``_END`` passes through; an exception is kept for the caller and ends the stage."""
+
+    def __init__(self, name, function, inputs, outputs: _Slot, stop: threading.Event):
         self.function, self.inputs, self.outputs, self.stop = function, inputs, outputs, stop
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -162,8 +197,7 @@ class _Worker:
             while not self.stop.is_set():
                 # Pull on demand: take new work only once the next stage has taken the previous result, so no
                 # finished item waits in this thread's hands (bounded latency, fresher frames in drop mode).
-                if not self.outputs.empty():
-                    time.sleep(0.0005)
+                if not self.outputs.wait_empty():
                     continue
                 item = self.inputs()
                 if item is _EMPTY:
@@ -171,33 +205,12 @@ class _Worker:
                 if item is _END:
                     break
                 result = self.function(item)
-                if not _put(self.outputs, result, self.stop):
+                if not self.outputs.put(result, self.stop):
                     return
         except BaseException as error:  # handed to the caller's thread
             self.error = error
-        _put(self.outputs, _END, self.stop)
+        self.outputs.put(_END, self.stop)
 
-
-_EMPTY = object()
-
-
-def _put(target: queue.Queue, item, stop: threading.Event) -> bool:
-    while not stop.is_set():
-        try:
-            target.put(item, timeout=0.05)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-def _getter(source: queue.Queue):
-    def get():
-        try:
-            return source.get(timeout=0.05)
-        except queue.Empty:
-            return _EMPTY
-    return get
 
 
 def run_stream(source, detector, *, sinks=(), on_frame=None, max_frames: int | None = None, mode: str | None = None,
@@ -258,12 +271,12 @@ def run_stream(source, detector, *, sinks=(), on_frame=None, max_frames: int | N
             return frame, prepared, raw, (time.perf_counter() - started) * 1000.0
 
         if pipeline:
-            prepared_queue, raw_queue = queue.Queue(maxsize=1), queue.Queue(maxsize=1)
-            workers = [_Worker("preprocess", preprocess, next_frame, prepared_queue, stop),
-                       _Worker("model", infer, _getter(prepared_queue), raw_queue, stop)]
+            prepared_slot, raw_slot = _Slot(), _Slot()
+            workers = [_Worker("preprocess", preprocess, next_frame, prepared_slot, stop),
+                       _Worker("model", infer, prepared_slot.get, raw_slot, stop)]
             for worker in workers:
                 worker.thread.start()
-            next_result = _getter(raw_queue)
+            next_result = raw_slot.get
         else:
             def next_result():
                 frame = next_frame()

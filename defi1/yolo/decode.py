@@ -126,12 +126,17 @@ def _sigmoid(values):
         return np.float32(1.0) / (np.float32(1.0) + np.exp(-values))
 
 
-def decode_heads_numpy(head_outputs, heads, *, input_size=None):
+def decode_heads_numpy(head_outputs, heads, *, input_size=None, min_objectness=None):
     """:func:`decode_heads` in NumPy, for raw head arrays already on the host (ONNX Runtime, exported models).
 
     Same arguments and the same results (float32 numpy arrays): ``(boxes (batch, N, 4)`` xyxy network pixels,
     ``objectness (batch, N)``, ``class_probabilities (batch, N, C))``, heads concatenated in order, rows in
     ``(y, x, anchor)`` order. The cell grids are cached per shape, so a stream pays only for the arithmetic.
+
+    ``min_objectness``: decode only the rows whose objectness is above it in at least one image of the batch (the
+    others are left out, ``N`` is then their number). A score is objectness × class probability, so
+    :func:`postprocess` with ``conf_threshold >= min_objectness`` gives the same detections, for a fraction of the
+    decoding (a tiny-YOLOv3 at 416 has 2,535 rows of 85 values; a few dozen pass 0.25).
     """
     if len(head_outputs) != len(heads):
         raise ValueError(f"{len(head_outputs)} head outputs for {len(heads)} heads")
@@ -153,10 +158,15 @@ def decode_heads_numpy(head_outputs, heads, *, input_size=None):
                              f"{head.num_anchors} anchors x (5 + {head.num_classes} classes)")
         rows = raw.reshape(batch, -1, 5 + head.num_classes)
         corners, anchors = _numpy_grid(grid_height, grid_width, head.anchors, head.stride)
+        head_objectness = _sigmoid(rows[..., 4])
+        if min_objectness is not None:
+            kept = np.flatnonzero((head_objectness > min_objectness).any(axis=0))
+            rows, corners, anchors, head_objectness = (rows[:, kept], corners[kept], anchors[kept],
+                                                       head_objectness[:, kept])
         centre = _sigmoid(rows[..., 0:2]) * np.float32(head.stride) + corners
         half = anchors * np.exp(np.minimum(rows[..., 2:4], np.float32(MAX_LOG_SCALE))) / np.float32(2.0)
         boxes.append(np.concatenate([centre - half, centre + half], axis=-1))
-        objectness.append(_sigmoid(rows[..., 4]))
+        objectness.append(head_objectness)
         classes.append(_sigmoid(rows[..., 5:]))
     return np.concatenate(boxes, axis=1), np.concatenate(objectness, axis=1), np.concatenate(classes, axis=1)
 

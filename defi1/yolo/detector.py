@@ -135,13 +135,15 @@ class Detector:
             sizes.append((image.shape[1], image.shape[0]))
         return batch, letterboxes, sizes
 
-    def infer(self, batch):
+    def infer(self, batch, *, min_objectness=None):
         """The network and the decoding on a preprocessed batch: ``(boxes (N, K, 4)`` xyxy network pixels,
         ``objectness (N, K)``, ``class_probabilities (N, K, C))`` as numpy arrays, ready for
         :func:`~defi1.yolo.decode.postprocess`. One compiled call (:meth:`CompiledForward.detect
         <defi1.yolo.inference.CompiledForward.detect>`, ``K`` the best candidates) when the forward pass offers
-        it; otherwise the raw heads are decoded on the host with :func:`~defi1.yolo.decode.decode_heads_numpy`."""
-        return infer_decoded(self.forward, batch, self.heads, input_size=self.input_size)
+        it; otherwise the raw heads are decoded on the host with :func:`~defi1.yolo.decode.decode_heads_numpy`
+        (only the rows above ``min_objectness`` when it is given: pass the confidence threshold you will use)."""
+        return infer_decoded(self.forward, batch, self.heads, input_size=self.input_size,
+                             min_objectness=min_objectness)
 
     def postprocess(self, decoded, letterboxes, sizes, *, conf_threshold=None, iou_threshold=None):
         """:func:`~defi1.yolo.decode.postprocess` with the detector's settings: one :class:`Detection` per image."""
@@ -165,8 +167,9 @@ class Detector:
         if not images:
             return []
         batch, letterboxes, sizes = self.preprocess(images)
-        return self.postprocess(self.infer(batch), letterboxes, sizes, conf_threshold=conf_threshold,
-                                iou_threshold=iou_threshold)
+        conf_threshold = self.conf_threshold if conf_threshold is None else conf_threshold
+        return self.postprocess(self.infer(batch, min_objectness=conf_threshold), letterboxes, sizes,
+                                conf_threshold=conf_threshold, iou_threshold=iou_threshold)
 
     def detect(self, images, *, bgr: bool = False, **thresholds) -> list[Detection]:
         """Detect objects in images as users hold them, alone or in a list (like ``model(source)`` of the
@@ -214,14 +217,15 @@ def _image_list(images, *, bgr=False) -> list:
     return converted
 
 
-def infer_decoded(forward, batch, heads, *, input_size=None):
+def infer_decoded(forward, batch, heads, *, input_size=None, min_objectness=None):
     """``forward.detect(batch)`` when the forward pass compiles the decoding with the network (a
-    :class:`~defi1.yolo.inference.CompiledForward`), else ``decode_heads_numpy(forward(batch), heads)``: decoded
+    :class:`~defi1.yolo.inference.CompiledForward`), else ``decode_heads_numpy(forward(batch), heads,
+    min_objectness=...)`` (only the rows above ``min_objectness`` decoded, when given): decoded
     ``(boxes, objectness, class_probabilities)`` numpy arrays either way."""
     detect = getattr(forward, "detect", None)
     if callable(detect):
         return detect(batch)
-    return decode_heads_numpy(forward(batch), heads, input_size=input_size)
+    return decode_heads_numpy(forward(batch), heads, input_size=input_size, min_objectness=min_objectness)
 
 
 def _yolo_head_layers(model):

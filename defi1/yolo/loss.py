@@ -4,7 +4,8 @@ For a head with raw output ``t = (tx, ty, tw, th, to, tc_0 ... tc_{C-1})`` per c
 targets of :func:`defi1.yolo.targets.encode_targets`, the loss of one image is the sum of
 
 * **centre**, responsible anchors only: ``BCE(sigmoid(tx), cx / stride - cell_x)`` (same for y), weighted by
-  ``2 - w * h`` (``w, h`` of the true box divided by the input width and height: small boxes weigh more);
+  ``2 - w * h`` (``w, h`` of the true box divided by the input width and height: small boxes weigh up to twice as
+  much as a box filling the image; darknet's rule, ``box_weighting="darknet"``) or by 1 (``"uniform"``);
 * **size**, responsible anchors only: ``0.5 * (tw - log(w / anchor_w))**2`` (same for h), same weight (the 0.5 makes
   the gradient darknet's ``scale * (target - tw)``);
 * **objectness**: ``BCE(sigmoid(to), 1)`` on responsible anchors, ``BCE(sigmoid(to), 0)`` on the others, except those
@@ -26,6 +27,8 @@ from keras import ops
 from defi1.yolo.decode import anchor_rows, decode_rows, grid_offsets
 
 _EPSILON = 1e-9
+#: How the centre and size terms are weighted per box (:class:`YoloLoss`).
+BOX_WEIGHTINGS = ("darknet", "uniform")
 
 
 def binary_cross_entropy_from_logits(labels, logits):
@@ -48,14 +51,16 @@ class YoloLoss(keras.losses.Loss):
         num_classes: number of classes ``C``.
         ignore_threshold: IoU above which a non-responsible prediction is not penalised as background.
         max_boxes: number of ground-truth rows packed at the end of ``y_true`` (as in ``encode_targets``).
+        box_weighting: weight of the centre and size terms: ``"darknet"`` (``2 - w * h``, small boxes count more) or
+            ``"uniform"`` (1 for every box, large ones included).
 
     ``y_true``: ``(batch, grid_h * grid_w * A + max_boxes, 5 + C)`` packed targets (boxes ``[cx, cy, w, h]`` pixels).
     ``y_pred``: raw head output ``(batch, grid_h, grid_w, A * (5 + C))``.
     ``call`` returns the loss of each image, ``(batch,)``.
     """
 
-    def __init__(self, anchors, stride, num_classes, ignore_threshold=0.5, max_boxes=100, name="yolo_loss",
-                 reduction="sum_over_batch_size", dtype=None):
+    def __init__(self, anchors, stride, num_classes, ignore_threshold=0.5, max_boxes=100, box_weighting="darknet",
+                 name="yolo_loss", reduction="sum_over_batch_size", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.anchors = [[float(width), float(height)] for width, height in np.asarray(anchors).reshape(-1, 2)]
         self.stride = int(stride)
@@ -64,6 +69,9 @@ class YoloLoss(keras.losses.Loss):
         self.max_boxes = int(max_boxes)
         if self.max_boxes < 1:
             raise ValueError(f"max_boxes must be at least 1, got {max_boxes}")
+        if box_weighting not in BOX_WEIGHTINGS:
+            raise ValueError(f"box_weighting={box_weighting!r}: expected one of {', '.join(BOX_WEIGHTINGS)}")
+        self.box_weighting = box_weighting
 
     def call(self, y_true, y_pred):
         num_anchors = len(self.anchors)
@@ -85,8 +93,10 @@ class YoloLoss(keras.losses.Loss):
 
         responsible = cells[..., 4]
         true_xy, true_wh = cells[..., 0:2], cells[..., 2:4]
-        scale = 2.0 - (true_wh[..., 0] / input_w) * (true_wh[..., 1] / input_h)
-        weight = responsible * scale
+        if self.box_weighting == "darknet":
+            weight = responsible * (2.0 - (true_wh[..., 0] / input_w) * (true_wh[..., 1] / input_h))
+        else:
+            weight = responsible
 
         # In [0, 1]; exactly 1 for a centre on the right/bottom edge (its index was clamped to the last cell).
         offset_target = ops.clip(ops.stack([true_xy[..., 0] / stride - grid_x, true_xy[..., 1] / stride - grid_y],
@@ -113,7 +123,8 @@ class YoloLoss(keras.losses.Loss):
     def get_config(self):
         config = super().get_config()
         config.update(anchors=self.anchors, stride=self.stride, num_classes=self.num_classes,
-                      ignore_threshold=self.ignore_threshold, max_boxes=self.max_boxes)
+                      ignore_threshold=self.ignore_threshold, max_boxes=self.max_boxes,
+                      box_weighting=self.box_weighting)
         return config
 
 
@@ -127,11 +138,13 @@ def _centre_size_iou(boxes_a, boxes_b):
     return intersection / ops.maximum(union, _EPSILON)
 
 
-def yolo_losses(model, *, max_boxes=100) -> list[YoloLoss]:
+def yolo_losses(model, *, max_boxes=100, box_weighting="darknet") -> list[YoloLoss]:
     """One :class:`YoloLoss` per :class:`~defi1.yolo.layers.YoloHead` of ``model``, in output order, using each
-    head's anchors, stride, class count and ignore threshold. Pass the list to ``model.compile(loss=...)``."""
+    head's anchors, stride, class count and ignore threshold (``box_weighting``: see :class:`YoloLoss`). Pass the
+    list to ``model.compile(loss=...)``."""
     from defi1.yolo.layers import yolo_heads
 
     return [YoloLoss(anchors=head.anchors, stride=head.stride, num_classes=head.num_classes,
-                     ignore_threshold=head.ignore_threshold, max_boxes=max_boxes, name=f"yolo_loss_{head.head_index}")
+                     ignore_threshold=head.ignore_threshold, max_boxes=max_boxes,
+                     box_weighting=box_weighting, name=f"yolo_loss_{head.head_index}")
             for head in yolo_heads(model)]

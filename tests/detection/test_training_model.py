@@ -66,3 +66,18 @@ def test_batchnorm_momentum_override(small_run):
     count = set_batchnorm_momentum(model, 0.9)
     assert count == sum("BatchNormalization" in type(layer).__name__ for layer in model.layers) > 0
     assert {layer.momentum for layer in model.layers if hasattr(layer, "momentum")} == {0.9}
+
+
+def test_the_box_weighting_setting_reaches_every_heads_loss(small_run):
+    from defi1.detection.training import _compile_stage
+
+    _, data_yaml, cfg = small_run
+    model = build_from_cfg(cfg, num_classes=5)
+    for weighting in ("uniform", "darknet"):
+        settings = TrainingSettings(data=data_yaml, box_weighting=weighting, jit_compile=False, ema_momentum=None)
+        _compile_stage(model, settings, 1e-3)
+        assert [loss.box_weighting for loss in model.loss] == [weighting] * len(model.outputs)
+    with pytest.raises(ValueError, match="box_weighting must be 'darknet' or 'uniform', got 'large'"):
+        TrainingSettings(data=data_yaml, box_weighting="large", learning_rate=1e-3, anchors=None,
+                         learning_rate_schedule="plateau", warmup_epochs=0.0, ema_momentum=None,
+                         assign_threshold=1.0, batchnorm_momentum=None, augmentation=None).check()

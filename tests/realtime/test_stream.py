@@ -184,3 +184,33 @@ def test_source_given_as_object_is_not_closed():
             Source.closed = True
     stats = run_stream(Source(), BrightestPixelDetector(), draw=draw_box)
     assert stats.frames_processed == 2 and not Source.closed
+
+
+def test_pipeline_slot_hands_over_one_item_and_waits_without_spinning():
+    import threading
+    import time
+
+    from defi1.realtime.stream import _EMPTY, _Slot
+
+    slot, stop = _Slot(), threading.Event()
+    assert slot.get(timeout=0.01) is _EMPTY
+    assert slot.put("first", stop) and not slot.wait_empty(timeout=0.01)
+    stop.set()
+    assert not slot.put("second", stop)  # a full slot and a stop request: the put gives up
+    assert slot.get() == "first" and slot.wait_empty(timeout=0.01)
+
+    # A stage waiting for its next stage (or for work) sleeps on a condition: about no CPU in half a second.
+    cpu_seconds = {}
+
+    def wait_for_half_a_second():
+        started = time.thread_time()
+        full = _Slot()
+        full.put("taken by nobody", threading.Event())
+        full.wait_empty(timeout=0.25)
+        _Slot().get(timeout=0.25)
+        cpu_seconds["waiting"] = time.thread_time() - started
+
+    thread = threading.Thread(target=wait_for_half_a_second)
+    thread.start()
+    thread.join()
+    assert cpu_seconds["waiting"] < 0.02

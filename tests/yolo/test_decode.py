@@ -190,3 +190,27 @@ def test_numpy_decode_checks_grid_and_channels():
         decode_heads_numpy([np.zeros((1, 2, 2, 7), np.float32)], [head])
     with pytest.raises(ValueError, match="1 head outputs for 2 heads"):
         decode_heads_numpy([np.zeros((1, 2, 2, 6), np.float32)], [head, head])
+
+
+def test_numpy_decode_of_the_rows_above_an_objectness_gives_the_same_detections():
+    rng = np.random.default_rng(5)
+    heads = [HeadSpec(anchors=YOLOV3_ANCHORS[mask], stride=stride, num_classes=3)
+             for mask, stride in zip(YOLOV3_MASKS[:2], (32, 16))]
+    raw = [rng.normal(0, 3, (2, 128 // head.stride, 128 // head.stride, 3 * 8)).astype(np.float32) for head in heads]
+    full = decode_heads_numpy(raw, heads, input_size=128)
+    threshold = 0.9
+    # Rows kept: above the threshold in at least one of the two images, counted by hand from the logits.
+    above = np.concatenate([(1 / (1 + np.exp(-head_raw.reshape(2, -1, 8)[..., 4])) > threshold).any(axis=0)
+                            for head_raw in raw])
+    assert 0 < above.sum() < len(above)
+    filtered = decode_heads_numpy(raw, heads, input_size=128, min_objectness=threshold)
+    for values, reference in zip(filtered, full):
+        np.testing.assert_array_equal(values, reference[:, above])
+    for conf_threshold in (threshold, 0.95):
+        expected = postprocess(*full, conf_threshold=conf_threshold)
+        found = postprocess(*filtered, conf_threshold=conf_threshold)
+        for detection, reference in zip(found, expected):
+            assert len(reference) > 0
+            np.testing.assert_array_equal(detection.boxes, reference.boxes)
+            np.testing.assert_array_equal(detection.scores, reference.scores)
+            np.testing.assert_array_equal(detection.class_ids, reference.class_ids)

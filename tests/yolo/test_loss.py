@@ -69,6 +69,13 @@ def test_hand_computed_one_box_one_cell():
     second_image = bce(0, -0.7)  # empty image: background objectness only
     loss = YoloLoss(anchors=[[16, 8]], stride=32, num_classes=2, max_boxes=2)
     assert loss_value(loss, y_true, y_pred) == pytest.approx((first_image + second_image) / 2, rel=1e-5)
+    # Uniform box weighting: the same terms, the box ones weighted 1 instead of 2 - w * h = 1.875.
+    uniform = YoloLoss(anchors=[[16, 8]], stride=32, num_classes=2, max_boxes=2, box_weighting="uniform")
+    first_image_uniform = centre + size + objectness + classes
+    assert loss_value(uniform, y_true, y_pred) == pytest.approx((first_image_uniform + second_image) / 2, rel=1e-5)
+    assert YoloLoss.from_config(uniform.get_config()).box_weighting == "uniform"
+    with pytest.raises(ValueError, match="box_weighting='large': expected one of darknet, uniform"):
+        YoloLoss(anchors=[[16, 8]], stride=32, num_classes=2, box_weighting="large")
 
 
 @pytest.mark.backend_agnostic
