@@ -25,6 +25,7 @@ import numpy as np
 from defi1.detection.formats.coco import coco_files
 from defi1.detection.formats.common import DatasetIndex, read_names
 from defi1.detection.formats.reading import read_annotations
+from defi1.detection.formats.voc import voc_root
 from defi1.detection.formats.yolo import yolo_splits
 
 __all__ = ["DETECTED_FORMATS", "DatasetIndex", "detect_format", "load_dataset"]
@@ -50,7 +51,7 @@ def detect_format(path) -> str:
                         "converting first: defi1 data convert --from keras-yolo3)")
     if find_dataset_yaml(path) is not None or ((path / "images").is_dir() and (path / "labels").is_dir()):
         return "yolo"
-    if (path / "Annotations").is_dir() or any(path.glob("*.xml")):
+    if (voc_root(path) / "Annotations").is_dir() or any(path.glob("*.xml")):
         return "voc"
     first_json = next(iter(sorted(path.glob("*.json"))), None)
     if first_json is not None and "shapes" in _json_keys(first_json):

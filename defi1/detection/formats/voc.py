@@ -20,18 +20,31 @@ from defi1.errors import DataError
 from defi1.files import atomic_write_text, ensure_output_dir
 
 
-def voc_annotation_folder(source) -> Path:
-    """``source/Annotations`` when it exists, else ``source`` (XML files beside their images)."""
+def voc_root(source) -> Path:
+    """The VOC folder of ``source``: ``source`` itself when it holds ``Annotations/``, else the one folder one or two
+    levels below that does (a repository wrapping its dataset, as BCCD's ``BCCD/``, or ``VOCdevkit/VOC2007``), else
+    ``source`` (XML files beside their images, or several VOC folders)."""
     source = Path(source)
-    return source / "Annotations" if (source / "Annotations").is_dir() else source
+    if (source / "Annotations").is_dir():
+        return source
+    nested = sorted({folder.parent for pattern in ("*/Annotations", "*/*/Annotations")
+                     for folder in source.glob(pattern) if folder.is_dir()})
+    return nested[0] if len(nested) == 1 else source
+
+
+def voc_annotation_folder(source) -> Path:
+    """``Annotations/`` of :func:`voc_root` when it exists, else ``source`` (XML files beside their images)."""
+    root = voc_root(source)
+    return root / "Annotations" if (root / "Annotations").is_dir() else Path(source)
 
 
 def read_voc(source, problems) -> list:
-    """Pascal VOC XML files: ``source/Annotations/*.xml`` (images in ``source/JPEGImages``), or every XML under
-    ``source`` (images beside them, or at the XML's ``path``). An XML that cannot be read, or whose image is not
+    """Pascal VOC XML files: ``source/Annotations/*.xml`` (images in ``source/JPEGImages``; ``source`` may also be a
+    folder wrapping one VOC folder, see :func:`voc_root`), or every XML under ``source`` (images beside them, in the
+    ``JPEGImages/`` beside their ``Annotations/``, or at the XML's ``path``). An XML that cannot be read, or whose image is not
     there, is left out and recorded in ``problems``; its objects are checked later
     (:func:`~defi1.detection.formats.common.check_objects`)."""
-    source = Path(source)
+    source = voc_root(source)
     folder = voc_annotation_folder(source)
     if not folder.is_dir():
         raise FileNotFoundError(f"{source}: no such folder (expected Pascal VOC XML files)")
@@ -57,7 +70,7 @@ def _read_voc_file(xml_file, source, problems):
                                 image_path=xml_file))
         return None
     candidates = [source / "JPEGImages" / filename, xml_file.parent / filename, source / "images" / filename,
-                  root.findtext("path")]
+                  xml_file.parent.parent / "JPEGImages" / filename, root.findtext("path")]
     image_path = find_image(candidates)
     if image_path is None:
         problems.append(image_not_found(xml_file, candidates))

@@ -134,6 +134,26 @@ def test_voc_split_lists_are_kept(tmp_path):
     assert boxes.tolist() == [[4.0, 4.0, 20.0, 20.0]] and class_ids.tolist() == [0]
 
 
+@pytest.mark.parametrize("wrapping", ["BCCD", "VOCdevkit/VOC2007"])
+def test_a_folder_wrapping_one_voc_folder_is_read_with_its_images_and_splits(tmp_path, wrapping):
+    """A dataset repository as students clone it (BCCD's has its VOC folder in BCCD/, VOC's own in
+    VOCdevkit/VOC2007/): pointed at the repository, the images and split lists are found (before: every image 'not
+    found', looked for beside the repository)."""
+    repository = tmp_path / "repository"
+    root = repository / wrapping
+    for index in range(3):
+        _voc(root, f"img{index}", [("cell", (4, 4, 20, 20))])
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    (root / "ImageSets" / "Main" / "train.txt").write_text("img0\nimg2\n")
+    (root / "ImageSets" / "Main" / "test.txt").write_text("img1\n")
+    (repository / "LICENSE").write_text("MIT\n")
+    assert detect_format(repository) == "voc"
+    index = load_dataset(repository)
+    assert {split: [sample.image_path for sample in samples] for split, samples in index.splits.items()
+            if samples} == {"train": [root / "JPEGImages" / "img0.jpg", root / "JPEGImages" / "img2.jpg"],
+                            "test": [root / "JPEGImages" / "img1.jpg"]}
+
+
 def _cvat_coco(root):
     """CVAT's "COCO 1.0" export: annotations/instances_default.json, images in images/default/; label ids 1, 2 and
     4 (label 3 was deleted from the task)."""
