@@ -4,7 +4,7 @@ Layers, lowest first; a module imports only from its own layer or lower ones, an
 (between modules, or between packages):
 
 0. shared helpers: ``defi1.boxes``, ``images``, ``files``, ``errors``, ``environment``, ``results``, ``figures``,
-   ``runs``, ``layers``, ``keras_runtime``, ``extras``, ``weights``, ``fingerprint``;
+   ``runs``, ``layers``, ``keras_runtime``, ``extras``, ``weights``, ``fingerprint``, ``choices``;
 1. the models: ``defi1.yolo``, ``defi1.classification``;
 2. what is built on them: ``defi1.detection`` (Part 2), ``defi1.realtime`` (Part 3);
 3. applications: ``defi1.predict``, ``defi1.split``, ``defi1.demo``, ``defi1.collect``, ``defi1.notebooks``, ``report``,
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "defi1"
 
 SHARED = {"boxes", "images", "files", "errors", "environment", "results", "figures", "runs", "layers", "keras_runtime",
-          "extras", "weights", "fingerprint"}
+          "extras", "weights", "fingerprint", "choices"}
 APPLICATIONS = {"predict", "split", "demo", "collect", "notebooks", "report"}
 PACKAGE_LAYERS = {"yolo": 1, "classification": 1, "detection": 2, "realtime": 2, "grading": 3, "cli": 4}
 LAYER_NAMES = ["shared helpers", "models (yolo, classification)", "detection and realtime", "applications",
@@ -37,7 +37,7 @@ HEAVY = ("keras", "tensorflow", "jax", "torch")
 #: Modules the command line's --help and start-up may import: they must not pull in a deep-learning library.
 LIGHT = {"defi1.boxes", "defi1.images", "defi1.files", "defi1.errors", "defi1.environment", "defi1.results",
          "defi1.figures", "defi1.collect", "defi1.classification.catalog", "defi1.keras_runtime", "defi1.extras",
-         "defi1.weights", "defi1.notebooks", "defi1.report"}
+         "defi1.weights", "defi1.notebooks", "defi1.report", "defi1.choices"}
 MAX_MODULE_LINES = 600
 MAX_HANDLER_LINES = 40
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from defi1.choices import ENGINE_CHOICES
+
 
 def register(parser):
     parser.add_argument("--model", required=True, help="trained detector (.keras)")
     parser.add_argument("--source", default=None, help="video file (default: a generated 640x480 video)")
-    parser.add_argument("--engine", choices=("auto", "keras", "opencv", "onnxruntime"), default="auto",
+    parser.add_argument("--engine", choices=ENGINE_CHOICES, default="auto",
                         help="auto (default, as detect stream): keras on a GPU, else the fastest engine installed")
     parser.add_argument("--input-size", type=int, default=None, help="network input side (default: the model's)")
     parser.add_argument("--frames", type=int, default=100, help="frames timed per measurement (default 100)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from defi1.choices import ENGINE_CHOICES
+
 
 def register(subparsers):
     predict = subparsers.add_parser(
@@ -35,7 +37,7 @@ def register(subparsers):
     predict.add_argument("--out", default="runs/predict", help="output folder, default runs/predict")
     predict.add_argument("--save-txt", action="store_true", help="also write labels/<name>.txt prediction files")
     predict.add_argument("--no-images", action="store_true", help="do not write annotated images/video")
-    predict.add_argument("--engine", choices=("auto", "keras", "opencv", "onnxruntime"), default="auto",
+    predict.add_argument("--engine", choices=ENGINE_CHOICES, default="auto",
                          help="inference engine: auto (default: keras on a GPU, else the fastest engine installed, "
                               "measured once per model), keras, opencv (OpenCV's DNN on defi1's ONNX export) or "
                               "onnxruntime (the onnx extra)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from defi1.choices import ENGINE_CHOICES
+
 
 def register(subparsers):
     stream = subparsers.add_parser(
@@ -28,7 +30,7 @@ def register(subparsers):
     stream.add_argument("--mode", choices=("drop", "every"), default=None,
                         help="drop: real time, stale frames dropped (default for cameras and streams); "
                              "every: every frame (default for files and folders)")
-    stream.add_argument("--engine", choices=("auto", "keras", "opencv", "onnxruntime"), default="auto",
+    stream.add_argument("--engine", choices=ENGINE_CHOICES, default="auto",
                         help="auto (default): keras on a GPU, else the fastest engine installed, measured on this "
                              "machine once per model; keras: the compiled Keras pass; opencv: OpenCV's DNN module "
                              "on defi1's ONNX export; onnxruntime: ONNX Runtime (the onnx extra)")

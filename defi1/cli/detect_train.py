@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from defi1.choices import BEST_METRICS, BOX_WEIGHTINGS, ENGINE_CHOICES, LEARNING_RATE_SCHEDULES
+
 
 def register(subparsers):
     train = subparsers.add_parser(
@@ -40,7 +42,7 @@ def register(subparsers):
                        help="write into --out even if it holds an earlier run (that run's files are replaced)")
     train.add_argument("--resume", action="store_true",
                        help="continue from OUT/last.keras at the next epoch (same --data, --model, --input-size)")
-    train.add_argument("--best-metric", choices=("map50-95", "map50", "val_loss"), default="map50-95",
+    train.add_argument("--best-metric", choices=tuple(BEST_METRICS), default="map50-95",
                        help="what best.keras is chosen on (validation map50-95)")
     train.add_argument("--no-val-map", action="store_true",
                        help="skip the validation mAP after each epoch (best.keras then chosen on val_loss)")
@@ -56,7 +58,7 @@ def register(subparsers):
     train.add_argument("--anchors", choices=("auto", "default", "kmeans"), default="auto",
                        help="COCO anchors (default) or k-means anchors of the training boxes (built-in models; "
                             "auto: k-means from scratch, COCO's with --weights)")
-    train.add_argument("--schedule", choices=("auto", "plateau", "cosine"), default="auto",
+    train.add_argument("--schedule", choices=("auto",) + LEARNING_RATE_SCHEDULES, default="auto",
                        help="learning rate: cut 10x when validation stalls (plateau), or warm-up and cosine decay to "
                             "the end of the stage or of --time-limit (cosine; auto: cosine from scratch)")
     train.add_argument("--warmup-epochs", type=_auto_float, default="auto",
@@ -72,7 +74,7 @@ def register(subparsers):
     train.add_argument("--assign-threshold", type=_auto_float, default="auto",
                        help="anchors whose shape IoU with a box exceeds this also learn it (darknet iou_thresh; "
                             "1.0: YOLOv3's best anchor only; auto: 0.213 from scratch, 1.0 with --weights)")
-    train.add_argument("--box-weighting", choices=("darknet", "uniform"), default="darknet",
+    train.add_argument("--box-weighting", choices=BOX_WEIGHTINGS, default="darknet",
                        help="weight of the loss's box terms: darknet's 2 - w*h (small boxes count up to twice as "
                             "much as one filling the image) or uniform (darknet)")
     train.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
@@ -112,7 +114,7 @@ def register(subparsers):
     evaluate.add_argument("--multi-label", action="store_true",
                           help="with --model: a box scores every class above the threshold (darknet's detector map), "
                                "instead of its best class only (the default, as predict shows)")
-    evaluate.add_argument("--engine", choices=("auto", "keras", "opencv", "onnxruntime"), default="auto",
+    evaluate.add_argument("--engine", choices=ENGINE_CHOICES, default="auto",
                           help="with --model: inference engine (auto: keras on a GPU, else the fastest installed)")
     evaluate.set_defaults(handler=run_evaluate)
 

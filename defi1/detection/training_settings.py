@@ -11,13 +11,12 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from defi1.choices import BEST_METRICS, BOX_WEIGHTINGS, LEARNING_RATE_SCHEDULES
 from defi1.detection.augment import AugmentationSettings
 from defi1.detection.dataset import MULTI_SCALE_SIZES
 
 BUILT_IN_MODELS = ("yolov3", "yolov3-tiny")
 AUTO = "auto"
-#: What ``best.keras`` is chosen on (``--best-metric``): the logged quantity and whether higher is better.
-BEST_METRICS = {"map50-95": ("val_map50_95", "max"), "map50": ("val_map50", "max"), "val_loss": ("val_loss", "min")}
 
 #: Lighter augmentation than darknet's: on a short run from scratch the model under-fits, and darknet's strength
 #: only slows it down (benchmarks/RESULTS.md, run D).
@@ -198,8 +197,8 @@ class TrainingSettings:
         if any(_is_auto(getattr(self, key)) for key in FROM_SCRATCH_RECIPE):
             self.resolved().check()
             return
-        if self.box_weighting not in ("darknet", "uniform"):
-            raise ValueError(f"box_weighting must be 'darknet' or 'uniform', got {self.box_weighting!r}")
+        if self.box_weighting not in BOX_WEIGHTINGS:
+            raise ValueError(f"box_weighting must be one of {', '.join(BOX_WEIGHTINGS)}, got {self.box_weighting!r}")
         if self.best_metric not in BEST_METRICS:
             raise ValueError(f"best_metric must be one of {', '.join(BEST_METRICS)}, got {self.best_metric!r}")
         if self.input_size <= 0 or self.input_size % 32:
@@ -210,8 +209,8 @@ class TrainingSettings:
             raise ValueError(f"freeze_epochs must be >= 0, got {self.freeze_epochs}")
         if self.learning_rate <= 0 or self.fine_tune_learning_rate <= 0:
             raise ValueError("learning rates must be positive")
-        if self.learning_rate_schedule not in ("plateau", "cosine"):
-            raise ValueError("learning_rate_schedule must be 'plateau' or 'cosine', got "
+        if self.learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
+            raise ValueError(f"learning_rate_schedule must be one of {', '.join(LEARNING_RATE_SCHEDULES)}, got "
                              f"{self.learning_rate_schedule!r}")
         if self.warmup_epochs < 0 or not 0 <= self.final_learning_rate_fraction <= 1:
             raise ValueError("warmup_epochs must be >= 0 and final_learning_rate_fraction in [0, 1]")

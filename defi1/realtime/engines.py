@@ -32,13 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
+from defi1.choices import ENGINE_CHOICES, ENGINES  # noqa: F401 (re-exported)
 from defi1.files import atomic_write_json, load_keras_model
 from defi1.fingerprint import sha256_file
 from defi1.realtime.export import export_model
 
-#: Engines :func:`make_forward` builds; ``auto`` (:func:`choose_engine`) picks one of them.
-ENGINES = ("keras", "opencv", "onnxruntime")
-ENGINE_CHOICES = ("auto",) + ENGINES
 
 
 class OnnxRuntimeForward:
@@ -190,7 +188,7 @@ def make_forward(model_or_path, engine: str = "keras", *, mixed_precision: bool 
     export (``onnxruntime`` only; needs tf2onnx).
     """
     if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}: expected one of {', '.join(ENGINE_CHOICES)}")
+        raise ValueError(f"unknown engine {engine!r}: expected one of {', '.join(ENGINES)}")
     is_path = isinstance(model_or_path, (str, os.PathLike))
     if engine in ("opencv", "onnxruntime"):
         engine_class = OpenCVForward if engine == "opencv" else OnnxRuntimeForward

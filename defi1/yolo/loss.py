@@ -24,11 +24,11 @@ import keras
 import numpy as np
 from keras import ops
 
+from defi1.choices import BOX_WEIGHTINGS
 from defi1.yolo.decode import anchor_rows, decode_rows, grid_offsets
 
 _EPSILON = 1e-9
 #: How the centre and size terms are weighted per box (:class:`YoloLoss`).
-BOX_WEIGHTINGS = ("darknet", "uniform")
 
 
 def binary_cross_entropy_from_logits(labels, logits):

@@ -77,7 +77,7 @@ def test_the_box_weighting_setting_reaches_every_heads_loss(small_run):
         settings = TrainingSettings(data=data_yaml, box_weighting=weighting, jit_compile=False, ema_momentum=None)
         _compile_stage(model, settings, 1e-3)
         assert [loss.box_weighting for loss in model.loss] == [weighting] * len(model.outputs)
-    with pytest.raises(ValueError, match="box_weighting must be 'darknet' or 'uniform', got 'large'"):
+    with pytest.raises(ValueError, match="box_weighting must be one of darknet, uniform, got 'large'"):
         TrainingSettings(data=data_yaml, box_weighting="large", learning_rate=1e-3, anchors=None,
                          learning_rate_schedule="plateau", warmup_epochs=0.0, ema_momentum=None,
                          assign_threshold=1.0, batchnorm_momentum=None, augmentation=None).check()

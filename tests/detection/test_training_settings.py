@@ -25,7 +25,7 @@ def test_impossible_settings_are_refused():
 
 
 def test_impossible_schedule_settings_are_refused():
-    for wrong, message in ((dict(learning_rate_schedule="step"), "must be 'plateau' or 'cosine', got 'step'"),
+    for wrong, message in ((dict(learning_rate_schedule="step"), "must be one of plateau, cosine, got 'step'"),
                            (dict(ema_momentum=1.0), r"ema_momentum must be in \(0, 1\) or None, got 1.0"),
                            (dict(warmup_epochs=-1), "warmup_epochs must be >= 0"),
                            (dict(multi_scale_sizes=(320, 100)), r"positive multiples of 32, got \(320, 100\)"),
