@@ -92,14 +92,19 @@ def train_from_folder(data_dir, *, model_name, run_dir, image_size=None, color_m
     Transfer models (backbones) train in two phases when ``fine_tune_epochs > 0``
     (:func:`defi1.classification.training.train_transfer_classifier`); ``epochs`` is then the head phase. The model
     chosen on validation is copied to ``run_dir/model.keras`` and evaluated: ``run_dir/evaluation/`` receives
-    metrics, the confusion matrix and learning curves. Returns the metrics plus ``model_path``, ``skipped``,
-    ``leaks``.
+    metrics, the confusion matrix and learning curves. A new run never replaces an earlier one: when ``run_dir``
+    holds one, the run goes to ``run_dir2``, ``run_dir3`` ... (:func:`defi1.runs.new_run_dir`); ``resume=True``
+    continues the run in ``run_dir`` itself. Returns the metrics plus ``run_dir`` (where the run went),
+    ``model_path``, ``skipped``, ``leaks``.
     """
     import keras
 
     from defi1.classification import evaluation, models, training
     from defi1.files import atomic_copy, load_keras_model, output_dir_for
+    from defi1.runs import new_run_dir
 
+    if not resume:
+        run_dir = new_run_dir(run_dir)
     with output_dir_for(run_dir) as run_dir:  # a run that fails before writing leaves no empty folder
         keras.utils.set_random_seed(seed)
         splits = load_folder_splits(data_dir, test_size=test_size, val_size=val_size, seed=seed)
@@ -137,7 +142,7 @@ def train_from_folder(data_dir, *, model_name, run_dir, image_size=None, color_m
         metrics = evaluation.evaluate_classifier(best, datasets, class_names=splits.class_names,
                                                  out_dir=run_dir / "evaluation", report_split=report_split,
                                                  histories=histories)
-        metrics.update(model_path=str(model_path), skipped=[(str(path), reason) for path, reason in splits.skipped],
+        metrics.update(run_dir=str(run_dir), model_path=str(model_path), skipped=[(str(path), reason) for path, reason in splits.skipped],
                        leaks=[str(leak) for leak in splits.leaks])
         return metrics
 

@@ -13,9 +13,10 @@ def register(subparsers):
         description="Train on DATA_DIR: a class-per-folder dataset (split here, stratified) or a train/ val/ test/ "
                     "folder from 'defi1 data split'. RUN_DIR receives best.keras / last.keras checkpoints, "
                     "history.csv, model.keras (chosen on validation) and evaluation/ (metrics, confusion matrix, "
-                    "learning curves). Ctrl-C keeps the best checkpoint; --resume continues.")
+                    "learning curves); when RUN_DIR holds an earlier run, the new one goes to RUN_DIR2, RUN_DIR3 "
+                    "... Ctrl-C keeps the best checkpoint; --resume continues the run in RUN_DIR.")
     parser.add_argument("data_dir", help="dataset folder")
-    parser.add_argument("run_dir", help="output folder of the run")
+    parser.add_argument("run_dir", help="output folder of the run (RUN_DIR2, RUN_DIR3 ... when it holds one)")
     parser.add_argument("--model", default="small_cnn", choices=MODEL_NAMES, help="model (default small_cnn)")
     parser.add_argument("--image-size", type=int, default=None,
                         help="input side in pixels (default 224 for backbones, 32 otherwise)")
@@ -78,7 +79,7 @@ def train_command(arguments):
     print(format_accuracy_table({name[:-len("_accuracy")]: value for name, value in metrics.items()
                                  if name.endswith("_accuracy")}))
     print(f"model: {metrics['model_path']}")
-    print(f"evaluation: {Path(arguments.run_dir) / 'evaluation'}")
+    print(f"evaluation: {Path(metrics['run_dir']) / 'evaluation'}")
 
 
 def evaluate_command(arguments):

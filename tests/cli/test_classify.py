@@ -48,6 +48,23 @@ def test_train_writes_the_run_and_prints_accuracies_side_by_side(trained):
         assert (run / name).is_file(), name
 
 
+def test_a_second_train_into_the_same_folder_goes_to_a_numbered_one(trained, tmp_path, capsys):
+    """A student who runs the same command twice keeps the first run (before: refused, "holds a previous run")."""
+    from defi1.fingerprint import sha256_file
+
+    data, _run, _out = trained
+    first = tmp_path / "run"
+    shutil.copytree(_run, first)
+    before = {path: sha256_file(path) for path in first.rglob("*") if path.is_file()}
+    assert main(["classify", "train", str(data), str(first), *TRAIN, "--epochs", "2"]) == 0
+    out = capsys.readouterr().out
+    second = tmp_path / "run2"
+    assert f"model: {second / 'model.keras'}" in out
+    assert f"evaluation: {second / 'evaluation'}" in out
+    assert (second / "model.keras").is_file() and (second / "evaluation" / "metrics.json").is_file()
+    assert {path: sha256_file(path) for path in first.rglob("*") if path.is_file()} == before
+
+
 def test_evaluate_reproduces_the_training_metrics(trained, tmp_path, capsys):
     data, run, _ = trained
     assert main(["classify", "evaluate", str(run / "model.keras"), str(data), "--out", str(tmp_path / "eval")]) == 0
