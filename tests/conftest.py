@@ -286,10 +286,10 @@ requires_onnx_export = pytest.mark.skipif(onnx_export_missing() is not None, rea
 
 @pytest.fixture(scope="session")
 def onnx_path(mini_model, tmp_path_factory):
-    """``mini_model`` exported to ONNX."""
+    """``mini_model`` exported to ONNX by Keras' export (tf2onnx: any batch, height and width)."""
     from defi1.realtime.export import export_model
 
-    return export_model(mini_model, tmp_path_factory.mktemp("onnx") / "mini.onnx", format="onnx")
+    return export_model(mini_model, tmp_path_factory.mktemp("onnx") / "mini.onnx", format="onnx", dynamic=True)
 
 
 @pytest.fixture(scope="session")

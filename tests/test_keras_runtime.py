@@ -136,6 +136,6 @@ def test_the_onnx_engine_without_onnxruntime_is_a_one_line_cli_error(monkeypatch
 
     model_path = tmp_path / "tiny.keras"
     build_yolov3_tiny(num_classes=1, input_size=64).save(model_path)
-    assert main(["detect", "export", "--model", str(model_path), "--format", "onnx"]) == 1
+    assert main(["detect", "export", "--model", str(model_path), "--format", "onnx", "--dynamic"]) == 1
     error = capsys.readouterr().err.strip()
     assert error == 'defi1: error: ONNX export needs tf2onnx, which is not installed: pip install "defi1[onnx]"'

@@ -43,14 +43,23 @@ def register(subparsers):
     stream.set_defaults(handler=run_stream_command)
 
     export = subparsers.add_parser("export", help="export a detector to ONNX or a TensorFlow SavedModel",
-                                   description="Export with Keras 3 model.export and check that the exported "
-                                               "model's outputs agree with the Keras model.")
+                                   description="Export, then check that the exported model's outputs agree with "
+                                               "the Keras model's. ONNX: models with a darknet cfg (every built-in "
+                                               "and converted model) are written by defi1's own writer (batch norm "
+                                               "folded, fixed input size, no extra package; the file the opencv and "
+                                               "onnxruntime engines run), checked with OpenCV's DNN; other models, "
+                                               "or --dynamic, by Keras 3 model.export (tf2onnx: the onnx extra), "
+                                               "checked with ONNX Runtime.")
     export.add_argument("--model", required=True, help="trained detector (.keras)")
     export.add_argument("--format", choices=("onnx", "saved_model"), default="onnx")
     export.add_argument("--out", default=None, help="output .onnx file or SavedModel folder (default: beside the "
                         "model, model.onnx or model_saved_model/)")
+    export.add_argument("--input-size", type=int, default=None, help="ONNX from defi1's writer: the input side, a "
+                        "multiple of 32 (default: the model's)")
+    export.add_argument("--dynamic", action="store_true", help="ONNX through Keras' export (tf2onnx, the onnx "
+                        "extra): any batch, height and width")
     export.add_argument("--check-size", type=int, default=None, help="input side used to compare the export with "
-                        "the Keras model (default: the model's input size)")
+                        "the Keras model (default: the export's input size, else the model's)")
     export.add_argument("--no-check", action="store_true", help="skip the comparison")
     export.set_defaults(handler=run_export_command)
 
@@ -109,20 +118,16 @@ def _report_stream(arguments, stats):
 
 
 def run_export_command(arguments):
-    from defi1.files import load_keras_model
-    from defi1.realtime.engines import OnnxRuntimeForward
-    from defi1.realtime.export import compare_export, default_export_path, export_model, saved_model_forward
-    from defi1.yolo.layers import yolo_heads
+    from defi1.realtime.engines import export_detector
 
-    model = load_keras_model(arguments.model)
-    out = arguments.out or default_export_path(arguments.model, arguments.format)
-    path = export_model(model, out, format=arguments.format)
-    print(f"exported {arguments.model} -> {path} ({arguments.format})")
-    if not arguments.no_check:
-        size = arguments.check_size or yolo_heads(model)[0].input_size
-        forward = OnnxRuntimeForward(path) if arguments.format == "onnx" else saved_model_forward(path)
-        difference = compare_export(model, forward, input_size=size)
-        print(json.dumps({"max_abs_difference": difference, "check_input_size": size}))
+    result = export_detector(arguments.model, arguments.out, format=arguments.format, input_size=arguments.input_size,
+                             dynamic=arguments.dynamic, check=not arguments.no_check,
+                             check_size=arguments.check_size)
+    writer = "defi1's ONNX writer" if result["writer"] == "defi1" else "Keras export"
+    print(f"exported {arguments.model} -> {result['path']} ({arguments.format}, {writer})")
+    difference = result["max_abs_difference"]
+    if difference is not None:
+        print(json.dumps({"max_abs_difference": difference, "check_input_size": result["check_input_size"]}))
         if difference > 1e-3:
             print(f"defi1: warning: the export differs from the Keras model by up to {difference:.3g}")
             return 1

@@ -35,7 +35,8 @@ import numpy as np
 from defi1.choices import ENGINE_CHOICES, ENGINES  # noqa: F401 (re-exported)
 from defi1.files import atomic_write_json, load_keras_model
 from defi1.fingerprint import sha256_file
-from defi1.realtime.export import export_model
+from defi1.realtime.export import (compare_export, default_export_path, export_model, saved_model_forward,
+                                   uses_own_onnx_writer)
 
 
 
@@ -242,6 +243,38 @@ def _onnx_export(model_or_path, *, input_size, onnx_path, cache_dir, own_writer_
     if not Path(onnx_path).is_file():
         write_onnx(model, onnx_path, input_size=size)
     return Path(onnx_path)
+
+
+def export_detector(model_path, out_path=None, *, format: str = "onnx", input_size=None, dynamic: bool = False,
+                    check: bool = True, check_size: int | None = None) -> dict:
+    """``defi1 detect export`` as a function: :func:`~defi1.realtime.export.export_model` of a ``.keras`` detector,
+    then (``check``) the largest difference between the export's heads and the Keras model's on a random input
+    (:func:`~defi1.realtime.export.compare_export`).
+
+    ``out_path`` defaults to :func:`~defi1.realtime.export.default_export_path`. The check runs a file from defi1's
+    ONNX writer with OpenCV's DNN (always installed) at the file's own input size, other ONNX files with ONNX
+    Runtime and SavedModels with TensorFlow at ``check_size`` (default: the model's input size). Returns ``{"path",
+    "format", "writer" ("defi1" or "keras"), "max_abs_difference", "check_input_size"}`` (the last two ``None``
+    without a check; the size an int, or ``(height, width)`` when not square).
+    """
+    from defi1.yolo.heads import input_width_height
+    from defi1.yolo.layers import yolo_heads
+
+    model = load_keras_model(model_path)
+    own_writer = uses_own_onnx_writer(model, format=format, dynamic=dynamic)
+    path = export_model(model, out_path or default_export_path(model_path, format), format=format,
+                        input_size=input_size, dynamic=dynamic)
+    result = {"path": str(path), "format": format, "writer": "defi1" if own_writer else "keras",
+              "max_abs_difference": None, "check_input_size": None}
+    if check:
+        if own_writer:
+            width, height = input_width_height(yolo_heads(model)[0].input_size if input_size is None else input_size)
+            size, forward = (width if width == height else (height, width)), OpenCVForward(path)
+        else:
+            size = check_size or yolo_heads(model)[0].input_size
+            forward = OnnxRuntimeForward(path) if format == "onnx" else saved_model_forward(path)
+        result.update(max_abs_difference=compare_export(model, forward, input_size=size), check_input_size=size)
+    return result
 
 
 def load_detector(model=None, *, cfg=None, weights=None, names=None, engine: str = "keras",

@@ -1,7 +1,12 @@
-"""Export a defi1 YOLO model for deployment: ONNX (through Keras 3 ``model.export`` and tf2onnx) or a TensorFlow
-SavedModel, and check that the exported model computes what the Keras model computes.
+"""Export a defi1 YOLO model for deployment: ONNX or a TensorFlow SavedModel, and check that the exported model
+computes what the Keras model computes.
 
-The exported graphs take ``images``: ``(batch, height, width, 3)`` float32 RGB in ``[0, 1]`` (height and width any
+ONNX: a model built by defi1 from a darknet cfg (every built-in and converted model) is written by defi1's own writer
+(:mod:`defi1.realtime.onnx_writer`: batch norm folded, no extra package, the file the ``opencv`` and ``onnxruntime``
+engines run; fixed height and width, any batch). Other models, or ``dynamic=True``, go through Keras 3's
+``model.export`` (tf2onnx, the ``onnx`` extra; any batch, height and width).
+
+The exported graphs take ``images``: ``(batch, height, width, 3)`` float32 RGB in ``[0, 1]`` (height and width
 multiples of 32) and return the raw head tensors in the Keras model's output order (one per ``[yolo]`` section,
 ``(batch, height / stride, width / stride, anchors * (5 + classes))``), so the same decoding applies.
 """
@@ -44,13 +49,24 @@ def default_export_path(model_path, format: str) -> Path:
     return model_path.with_name(f"{model_path.stem}_saved_model")
 
 
-def export_model(model_or_path, out_path, *, format: str = "onnx", opset: int | None = None) -> Path:
+def uses_own_onnx_writer(model, *, format: str = "onnx", dynamic: bool = False) -> bool:
+    """Whether :func:`export_model` writes this model with defi1's ONNX writer (a model with a darknet cfg, ONNX,
+    not ``dynamic``) rather than Keras' export."""
+    from defi1.yolo.layers import yolo_heads
+
+    return format == "onnx" and not dynamic and bool(yolo_heads(model)[0].cfg_text)
+
+
+def export_model(model_or_path, out_path, *, format: str = "onnx", opset: int | None = None, input_size=None,
+                 dynamic: bool = False) -> Path:
     """Export a model (object or ``.keras`` path) to ``out_path`` and return it.
 
-    ``format="onnx"``: one ``.onnx`` file (Keras 3 ``model.export(..., format="onnx")``: tf2onnx under TensorFlow,
-    jax2tf then tf2onnx under JAX). ``format="saved_model"``: a TensorFlow SavedModel folder with a ``serve``
-    endpoint. The input has dynamic batch, height and width (under JAX: fixed height and width, the model's input
-    size). The result appears atomically (written beside, then
+    ``format="onnx"``: one ``.onnx`` file. A model with a darknet cfg (:func:`uses_own_onnx_writer`) is written by
+    :func:`defi1.realtime.onnx_writer.write_onnx` at ``input_size`` (``(width, height)`` or a side; default the
+    model's), batch free. Otherwise, or with ``dynamic=True``: Keras 3 ``model.export(..., format="onnx")``
+    (tf2onnx under TensorFlow, jax2tf then tf2onnx under JAX; ``opset``), batch, height and width free (under JAX:
+    height and width fixed to the model's input size). ``format="saved_model"``: a TensorFlow SavedModel folder
+    with a ``serve`` endpoint, batch, height and width free. The result appears atomically (written beside, then
     renamed; an existing export is replaced only once the new one is complete). ``PermissionError`` when the
     folder cannot be written, ``ValueError`` for an unknown format.
     """
@@ -58,13 +74,17 @@ def export_model(model_or_path, out_path, *, format: str = "onnx", opset: int | 
         raise ValueError(f"unknown export format {format!r}: expected one of {', '.join(FORMATS)}")
     out_path = Path(out_path)
     ensure_output_dir(out_path.parent)
+    model = _as_model(model_or_path)
+    if uses_own_onnx_writer(model, format=format, dynamic=dynamic):
+        from defi1.realtime.onnx_writer import write_onnx
+
+        return write_onnx(model, out_path, input_size=input_size)
     if format == "onnx":
         from defi1.environment import keras_backend
         from defi1.extras import import_optional
 
         if keras_backend() == "tensorflow":  # Keras exports to ONNX through tf2onnx (the onnx extra)
             import_optional("tf2onnx", purpose="ONNX export")
-    model = _as_model(model_or_path)
     with AtomicOutput(out_path) as temporary:
         if format == "onnx":
             try:

@@ -45,12 +45,23 @@ def test_detect_stream_unwritable_save_path(mini_model_path, small_video, tmp_pa
 
 
 @requires_onnx_export
-def test_detect_export_onnx_checks_agreement(mini_model_path, tmp_path, capsys):
+def test_detect_export_onnx_dynamic_checks_agreement(mini_model_path, tmp_path, capsys):
     out = tmp_path / "mini.onnx"
-    assert main(["detect", "export", "--model", str(mini_model_path), "--format", "onnx", "--out", str(out)]) == 0
+    assert main(["detect", "export", "--model", str(mini_model_path), "--format", "onnx", "--dynamic", "--out",
+                 str(out)]) == 0
     printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"exported {mini_model_path} -> {out} (onnx, Keras export)"
     check = json.loads(printed[-1])
     assert check["max_abs_difference"] < 1e-4 and check["check_input_size"] == 64 and out.is_file()
+
+
+def test_detect_export_onnx_writes_defi1s_file_at_the_size_asked(mini_model_path, tmp_path, capsys):
+    out = tmp_path / "mini.onnx"
+    assert main(["detect", "export", "--model", str(mini_model_path), "--input-size", "96", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"exported {mini_model_path} -> {out} (onnx, defi1's ONNX writer)"
+    check = json.loads(printed[-1])
+    assert check["max_abs_difference"] < 1e-4 and check["check_input_size"] == 96 and out.is_file()
 
 
 def test_detect_stream_skips_a_damaged_video_frame_and_reports_it(mini_model_path, damaged_video, tmp_path, capsys):
