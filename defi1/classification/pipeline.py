@@ -142,7 +142,8 @@ def train_from_folder(data_dir, *, model_name, run_dir, image_size=None, color_m
         metrics = evaluation.evaluate_classifier(best, datasets, class_names=splits.class_names,
                                                  out_dir=run_dir / "evaluation", report_split=report_split,
                                                  histories=histories)
-        metrics.update(run_dir=str(run_dir), model_path=str(model_path), skipped=[(str(path), reason) for path, reason in splits.skipped],
+        metrics.update(run_dir=str(run_dir), model_path=str(model_path),
+                       skipped=[(str(path), reason) for path, reason in splits.skipped],
                        leaks=[str(leak) for leak in splits.leaks])
         return metrics
 

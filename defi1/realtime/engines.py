@@ -39,7 +39,6 @@ from defi1.realtime.export import (compare_export, default_export_path, export_m
                                    uses_own_onnx_writer)
 
 
-
 class OnnxRuntimeForward:
     """Run an exported ``.onnx`` YOLO model with ONNX Runtime (CPU by default; CUDA first when
     ``onnxruntime-gpu`` provides it and ``providers`` is not given).
@@ -262,8 +261,11 @@ def export_detector(model_path, out_path=None, *, format: str = "onnx", input_si
 
     model = load_keras_model(model_path)
     own_writer = uses_own_onnx_writer(model, format=format, dynamic=dynamic)
-    path = export_model(model, out_path or default_export_path(model_path, format), format=format,
-                        input_size=input_size, dynamic=dynamic)
+    try:
+        path = export_model(model, out_path or default_export_path(model_path, format), format=format,
+                            input_size=input_size, dynamic=dynamic)
+    except ValueError as error:  # the settings asked of this model's export: name the model file
+        raise ValueError(f"{model_path}: {error}") from None
     result = {"path": str(path), "format": format, "writer": "defi1" if own_writer else "keras",
               "max_abs_difference": None, "check_input_size": None}
     if check:

@@ -68,13 +68,17 @@ def export_model(model_or_path, out_path, *, format: str = "onnx", opset: int | 
     height and width fixed to the model's input size). ``format="saved_model"``: a TensorFlow SavedModel folder
     with a ``serve`` endpoint, batch, height and width free. The result appears atomically (written beside, then
     renamed; an existing export is replaced only once the new one is complete). ``PermissionError`` when the
-    folder cannot be written, ``ValueError`` for an unknown format.
+    folder cannot be written, ``ValueError`` for an unknown format, or an ``input_size`` that is not a multiple of
+    the largest stride or that the export cannot fix (Keras' export, SavedModel).
     """
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}: expected one of {', '.join(FORMATS)}")
     out_path = Path(out_path)
     ensure_output_dir(out_path.parent)
     model = _as_model(model_or_path)
+    if input_size is not None and not uses_own_onnx_writer(model, format=format, dynamic=dynamic):
+        raise ValueError("an input size applies to defi1's ONNX writer only (ONNX, a model with a darknet cfg, not "
+                         "dynamic); this export takes any multiple of 32")
     if uses_own_onnx_writer(model, format=format, dynamic=dynamic):
         from defi1.realtime.onnx_writer import write_onnx
 

@@ -123,11 +123,12 @@ def onnx_graph_bytes(model, *, input_size=None) -> bytes:
         model: a YOLO ``keras.Model`` built by :mod:`defi1.yolo.model` (from a cfg, or converted from darknet).
         input_size: ``(width, height)`` or a side, multiples of the network stride (default: the model's).
     Raises:
-        ValueError: a model without a darknet cfg, or a layer or activation the writer does not know.
+        ValueError: a model without a darknet cfg, an input size that is not a multiple of the largest stride, or a
+            layer or activation the writer does not know.
     """
     import keras
 
-    from defi1.yolo.heads import input_width_height
+    from defi1.yolo.heads import grid_shape, input_width_height
     from defi1.yolo.inference import fold_batchnorm
     from defi1.yolo.layers import yolo_heads
     from defi1.yolo.model import LEAKY_SLOPE, model_plan
@@ -137,6 +138,11 @@ def onnx_graph_bytes(model, *, input_size=None) -> bytes:
         raise ValueError(f"model {model.name}: no darknet cfg recorded in its first YoloHead; the ONNX writer "
                          "needs a model built by defi1.yolo.model")
     width, height = input_width_height(input_size if input_size is not None else heads[0].input_size)
+    for head in heads:
+        try:
+            grid_shape((width, height), head.stride)
+        except ValueError as error:
+            raise ValueError(f"ONNX {error}") from None
     folded = fold_batchnorm(model)
     nodes, initializers = [], []
     nodes.append(_node("Transpose", [INPUT_NAME], ["input_nchw"], "input_nchw", perm=[0, 3, 1, 2]))

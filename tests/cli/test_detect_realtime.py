@@ -64,6 +64,19 @@ def test_detect_export_onnx_writes_defi1s_file_at_the_size_asked(mini_model_path
     assert check["max_abs_difference"] < 1e-4 and check["check_input_size"] == 96 and out.is_file()
 
 
+def test_detect_export_refuses_an_input_size_it_cannot_write_in_one_line(mini_model_path, tmp_path, capsys):
+    """Before: --input-size 100 wrote an ONNX file that failed the check with a TensorFlow traceback."""
+    out = tmp_path / "mini.onnx"
+    assert main(["detect", "export", "--model", str(mini_model_path), "--input-size", "100", "--out", str(out)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error == f"defi1: error: {mini_model_path}: ONNX input size 100x100 is not a multiple of the head stride 16"
+    assert not out.exists()
+    assert main(["detect", "export", "--model", str(mini_model_path), "--format", "saved_model", "--input-size",
+                 "96", "--out", str(tmp_path / "saved")]) == 1
+    assert "an input size applies to defi1's ONNX writer only" in capsys.readouterr().err
+    assert not (tmp_path / "saved").exists()
+
+
 def test_detect_stream_skips_a_damaged_video_frame_and_reports_it(mini_model_path, damaged_video, tmp_path, capsys):
     figures = tmp_path / "figures.json"
     code = main(["detect", "stream", "--model", str(mini_model_path), "--source", str(damaged_video),
