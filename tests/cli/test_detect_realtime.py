@@ -132,8 +132,11 @@ def test_ctrl_c_on_a_stream_still_prints_the_summary_and_writes_the_figures(mini
 
     video = write_synthetic_video(tmp_path / "long.avi", frames=600, width=96, height=64)  # 20 s played in real time
     figures, recording = tmp_path / "figures.json", tmp_path / "rec.avi"
+    # Ctrl-C as at a terminal, even when the tests run in the background: a shell starts a background job with
+    # SIGINT ignored, the children inherit that, and Python then installs no KeyboardInterrupt handler.
     process = defi1_subprocess("detect", "stream", "--model", mini_model_path, "--source", video, "--mode", "drop",
-                               "--input-size", "64", "--json", figures, "--save", recording)
+                               "--input-size", "64", "--json", figures, "--save", recording,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     errors = bytearray()
 
     def read_errors():
