@@ -11,6 +11,10 @@ ENGINE_CHOICES = ("auto",) + ENGINES
 #: Weight of the YOLO loss's box terms (:class:`defi1.yolo.loss.YoloLoss`): darknet's ``2 - w * h``, or 1.
 BOX_WEIGHTINGS = ("darknet", "uniform")
 
+#: The YOLO loss's box term (:class:`defi1.yolo.loss.YoloLoss`): darknet's centre cross-entropy and log-size squared
+#: error, or ``1 - CIoU`` of the decoded box (complete IoU, as YOLOv4 and later train).
+BOX_LOSSES = ("darknet", "ciou")
+
 #: Learning-rate schedules of a detection training run: cut 10x on a plateau, or warm-up and cosine decay.
 LEARNING_RATE_SCHEDULES = ("plateau", "cosine")
 

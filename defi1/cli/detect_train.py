@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from defi1.choices import BEST_METRICS, BOX_WEIGHTINGS, ENGINE_CHOICES, LEARNING_RATE_SCHEDULES
+from defi1.choices import BEST_METRICS, BOX_LOSSES, BOX_WEIGHTINGS, ENGINE_CHOICES, LEARNING_RATE_SCHEDULES
 
 
 def register(subparsers):
@@ -77,6 +77,9 @@ def register(subparsers):
     train.add_argument("--box-weighting", choices=BOX_WEIGHTINGS, default="darknet",
                        help="weight of the loss's box terms: darknet's 2 - w*h (small boxes count up to twice as "
                             "much as one filling the image) or uniform (darknet)")
+    train.add_argument("--box-loss", choices=BOX_LOSSES, default="darknet",
+                       help="the loss's box term: darknet's centre cross-entropy and log-size squared error, or "
+                            "ciou: 1 - complete IoU of the predicted box (darknet)")
     train.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
                        help="stop after this many minutes of training (the last epoch completes and is saved)")
     train.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto",

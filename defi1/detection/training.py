@@ -209,7 +209,8 @@ def _compile_stage(model, settings, learning_rate):
     ema = settings.ema_momentum is not None
     optimizer = keras.optimizers.Adam(learning_rate=learning_rate, use_ema=ema,
                                       ema_momentum=settings.ema_momentum if ema else 0.99)
-    losses = yolo_losses(model, max_boxes=settings.max_boxes, box_weighting=settings.box_weighting)
+    losses = yolo_losses(model, max_boxes=settings.max_boxes, box_weighting=settings.box_weighting,
+                         box_loss=settings.box_loss)
     model.compile(optimizer=optimizer, loss=losses, jit_compile=_jit_compile(settings))
 
 

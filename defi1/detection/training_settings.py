@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from defi1.choices import BEST_METRICS, BOX_WEIGHTINGS, LEARNING_RATE_SCHEDULES
+from defi1.choices import BEST_METRICS, BOX_LOSSES, BOX_WEIGHTINGS, LEARNING_RATE_SCHEDULES
 from defi1.detection.augment import AugmentationSettings
 from defi1.detection.dataset import MULTI_SCALE_SIZES
 
@@ -97,6 +97,8 @@ class TrainingSettings:
             speed up learning from scratch; YOLOv4's cfgs use 0.213.
         box_weighting: weight of the loss's box terms (:class:`defi1.yolo.loss.YoloLoss`): ``"darknet"``
             (``2 - w * h``: a small box counts up to twice as much as one filling the image) or ``"uniform"``.
+        box_loss: the loss's box term: ``"darknet"`` (centre cross-entropy and log-size squared error) or
+            ``"ciou"`` (``1 - CIoU`` of the decoded box, :func:`defi1.yolo.loss.complete_iou`).
         batchnorm_momentum: override the momentum of every batch normalisation's moving statistics (darknet and
             the builders use 0.99, right for long runs; a run of a few hundred steps needs ~0.9, or the statistics
             used at inference still lag far behind those the weights were trained with).
@@ -146,6 +148,7 @@ class TrainingSettings:
     max_boxes: int = 100
     assign_threshold: float | str = AUTO
     box_weighting: str = "darknet"
+    box_loss: str = "darknet"
     batchnorm_momentum: float | str | None = AUTO
     workers: int = 1
     use_multiprocessing: bool = False
@@ -199,6 +202,8 @@ class TrainingSettings:
             return
         if self.box_weighting not in BOX_WEIGHTINGS:
             raise ValueError(f"box_weighting must be one of {', '.join(BOX_WEIGHTINGS)}, got {self.box_weighting!r}")
+        if self.box_loss not in BOX_LOSSES:
+            raise ValueError(f"box_loss must be one of {', '.join(BOX_LOSSES)}, got {self.box_loss!r}")
         if self.best_metric not in BEST_METRICS:
             raise ValueError(f"best_metric must be one of {', '.join(BEST_METRICS)}, got {self.best_metric!r}")
         if self.input_size <= 0 or self.input_size % 32:

@@ -8,6 +8,12 @@ targets of :func:`defi1.yolo.targets.encode_targets`, the loss of one image is t
   much as a box filling the image; darknet's rule, ``box_weighting="darknet"``) or by 1 (``"uniform"``);
 * **size**, responsible anchors only: ``0.5 * (tw - log(w / anchor_w))**2`` (same for h), same weight (the 0.5 makes
   the gradient darknet's ``scale * (target - tw)``);
+* or, with ``box_loss="ciou"``, **one box term** in place of centre and size, responsible anchors only, same weight:
+  ``1 - CIoU`` of the decoded box (centre ``(sigmoid(tx) + cell_x) * stride``, size ``anchor_w * exp(tw)``) against
+  the true one, where ``CIoU = IoU - d**2 / c**2 - alpha * v`` (``d``: distance between the centres, ``c``: diagonal
+  of the smallest box enclosing both, ``v = 4 / pi**2 * (atan(w / h) - atan(w_pred / h_pred))**2`` and
+  ``alpha = v / (1 - IoU + v)`` held constant; Zheng et al. 2020, what YOLOv4 and later train). It measures the
+  boxes' overlap, what map50-95 grades, where darknet's terms measure the coordinates one by one;
 * **objectness**: ``BCE(sigmoid(to), 1)`` on responsible anchors, ``BCE(sigmoid(to), 0)`` on the others, except those
   whose predicted box has an IoU above ``ignore_threshold`` with some ground-truth box of the same image (they are
   neither object nor background);
@@ -24,7 +30,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from defi1.choices import BOX_WEIGHTINGS
+from defi1.choices import BOX_LOSSES, BOX_WEIGHTINGS
 from defi1.yolo.decode import anchor_rows, decode_rows, grid_offsets
 
 _EPSILON = 1e-9
@@ -53,6 +59,7 @@ class YoloLoss(keras.losses.Loss):
         max_boxes: number of ground-truth rows packed at the end of ``y_true`` (as in ``encode_targets``).
         box_weighting: weight of the centre and size terms: ``"darknet"`` (``2 - w * h``, small boxes count more) or
             ``"uniform"`` (1 for every box, large ones included).
+        box_loss: ``"darknet"`` (centre cross-entropy and log-size squared error) or ``"ciou"`` (``1 - CIoU``).
 
     ``y_true``: ``(batch, grid_h * grid_w * A + max_boxes, 5 + C)`` packed targets (boxes ``[cx, cy, w, h]`` pixels).
     ``y_pred``: raw head output ``(batch, grid_h, grid_w, A * (5 + C))``.
@@ -60,7 +67,7 @@ class YoloLoss(keras.losses.Loss):
     """
 
     def __init__(self, anchors, stride, num_classes, ignore_threshold=0.5, max_boxes=100, box_weighting="darknet",
-                 name="yolo_loss", reduction="sum_over_batch_size", dtype=None):
+                 box_loss="darknet", name="yolo_loss", reduction="sum_over_batch_size", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.anchors = [[float(width), float(height)] for width, height in np.asarray(anchors).reshape(-1, 2)]
         self.stride = int(stride)
@@ -72,6 +79,9 @@ class YoloLoss(keras.losses.Loss):
         if box_weighting not in BOX_WEIGHTINGS:
             raise ValueError(f"box_weighting={box_weighting!r}: expected one of {', '.join(BOX_WEIGHTINGS)}")
         self.box_weighting = box_weighting
+        if box_loss not in BOX_LOSSES:
+            raise ValueError(f"box_loss={box_loss!r}: expected one of {', '.join(BOX_LOSSES)}")
+        self.box_loss = box_loss
 
     def call(self, y_true, y_pred):
         num_anchors = len(self.anchors)
@@ -98,15 +108,20 @@ class YoloLoss(keras.losses.Loss):
         else:
             weight = responsible
 
-        # In [0, 1]; exactly 1 for a centre on the right/bottom edge (its index was clamped to the last cell).
-        offset_target = ops.clip(ops.stack([true_xy[..., 0] / stride - grid_x, true_xy[..., 1] / stride - grid_y],
-                                           axis=-1), 0.0, 1.0)
-        centre_loss = ops.sum(binary_cross_entropy_from_logits(offset_target, prediction[..., 0:2]), axis=-1)
-        size_target = ops.log(ops.maximum(true_wh, _EPSILON) / anchors)
-        size_loss = 0.5 * ops.sum(ops.square(prediction[..., 2:4] - size_target), axis=-1)
+        decoded = decode_rows(prediction, self.anchors, stride, grid_h, grid_w)[0]
+        if self.box_loss == "ciou":
+            box_loss = 1.0 - complete_iou(decoded, cells[..., 0:4])
+        else:
+            # In [0, 1]; exactly 1 for a centre on the right/bottom edge (its index was clamped to the last cell).
+            offset_target = ops.clip(ops.stack([true_xy[..., 0] / stride - grid_x,
+                                                true_xy[..., 1] / stride - grid_y], axis=-1), 0.0, 1.0)
+            centre_loss = ops.sum(binary_cross_entropy_from_logits(offset_target, prediction[..., 0:2]), axis=-1)
+            size_target = ops.log(ops.maximum(true_wh, _EPSILON) / anchors)
+            size_loss = 0.5 * ops.sum(ops.square(prediction[..., 2:4] - size_target), axis=-1)
+            box_loss = centre_loss + size_loss
 
         # Ignore mask: predicted boxes (no gradient) against every ground-truth box of the image.
-        predicted = ops.stop_gradient(decode_rows(prediction, self.anchors, stride, grid_h, grid_w)[0])
+        predicted = ops.stop_gradient(decoded)
         best_iou = ops.max(_centre_size_iou(predicted[:, :, None, :], true_boxes[:, None, :, 0:4])
                            * true_boxes[:, None, :, 4], axis=2)
         background = (1.0 - responsible) * ops.cast(best_iou <= self.ignore_threshold, y_pred.dtype)
@@ -117,14 +132,14 @@ class YoloLoss(keras.losses.Loss):
                                                                            objectness_logits))
         class_loss = ops.sum(binary_cross_entropy_from_logits(cells[..., 5:], prediction[..., 5:]), axis=-1)
 
-        per_row = weight * (centre_loss + size_loss) + objectness_loss + responsible * class_loss
+        per_row = weight * box_loss + objectness_loss + responsible * class_loss
         return ops.sum(per_row, axis=1)
 
     def get_config(self):
         config = super().get_config()
         config.update(anchors=self.anchors, stride=self.stride, num_classes=self.num_classes,
                       ignore_threshold=self.ignore_threshold, max_boxes=self.max_boxes,
-                      box_weighting=self.box_weighting)
+                      box_weighting=self.box_weighting, box_loss=self.box_loss)
         return config
 
 
@@ -138,13 +153,36 @@ def _centre_size_iou(boxes_a, boxes_b):
     return intersection / ops.maximum(union, _EPSILON)
 
 
-def yolo_losses(model, *, max_boxes=100, box_weighting="darknet") -> list[YoloLoss]:
+def complete_iou(predicted, true):
+    """Complete IoU (Zheng et al. 2020) of ``[cx, cy, w, h]`` boxes, element-wise over matching leading axes
+    (keras.ops): ``IoU - d**2 / c**2 - alpha * v``, in ``[-1, 1]``; 1 only for identical boxes.
+
+    ``d``: distance between the centres; ``c``: diagonal of the smallest box enclosing both;
+    ``v = 4 / pi**2 * (atan(w_true / h_true) - atan(w_pred / h_pred))**2``, the aspect-ratio mismatch, and
+    ``alpha = v / (1 - IoU + v)``, held constant (no gradient), as in the paper. Finite for zero-size boxes (the
+    rows of ``y_true`` without an object).
+    """
+    iou = _centre_size_iou(predicted, true)
+    predicted_min = predicted[..., 0:2] - predicted[..., 2:4] / 2.0
+    predicted_max = predicted[..., 0:2] + predicted[..., 2:4] / 2.0
+    true_min, true_max = true[..., 0:2] - true[..., 2:4] / 2.0, true[..., 0:2] + true[..., 2:4] / 2.0
+    enclosing = ops.maximum(predicted_max, true_max) - ops.minimum(predicted_min, true_min)
+    diagonal_squared = ops.sum(ops.square(enclosing), axis=-1)
+    centre_distance_squared = ops.sum(ops.square(predicted[..., 0:2] - true[..., 0:2]), axis=-1)
+    aspect = (4.0 / np.pi ** 2) * ops.square(
+        ops.arctan(true[..., 2] / ops.maximum(true[..., 3], _EPSILON))
+        - ops.arctan(predicted[..., 2] / ops.maximum(predicted[..., 3], _EPSILON)))
+    alpha = ops.stop_gradient(aspect / ops.maximum(1.0 - iou + aspect, _EPSILON))
+    return iou - centre_distance_squared / ops.maximum(diagonal_squared, _EPSILON) - alpha * aspect
+
+
+def yolo_losses(model, *, max_boxes=100, box_weighting="darknet", box_loss="darknet") -> list[YoloLoss]:
     """One :class:`YoloLoss` per :class:`~defi1.yolo.layers.YoloHead` of ``model``, in output order, using each
-    head's anchors, stride, class count and ignore threshold (``box_weighting``: see :class:`YoloLoss`). Pass the
-    list to ``model.compile(loss=...)``."""
+    head's anchors, stride, class count and ignore threshold (``box_weighting``, ``box_loss``: see
+    :class:`YoloLoss`). Pass the list to ``model.compile(loss=...)``."""
     from defi1.yolo.layers import yolo_heads
 
     return [YoloLoss(anchors=head.anchors, stride=head.stride, num_classes=head.num_classes,
                      ignore_threshold=head.ignore_threshold, max_boxes=max_boxes,
-                     box_weighting=box_weighting, name=f"yolo_loss_{head.head_index}")
+                     box_weighting=box_weighting, box_loss=box_loss, name=f"yolo_loss_{head.head_index}")
             for head in yolo_heads(model)]

@@ -30,6 +30,10 @@ def test_training_options_offer_what_the_settings_accept():
     parser = build_parser()
     assert option_choices(parser, ["detect", "train"], "--box-weighting") == choices.BOX_WEIGHTINGS == (
         "darknet", "uniform")
+    assert option_choices(parser, ["detect", "train"], "--box-loss") == choices.BOX_LOSSES == ("darknet", "ciou")
+    for box_loss in choices.BOX_LOSSES:
+        TrainingSettings(data="data.yaml", box_loss=box_loss).resolved().check()
+        YoloLoss(anchors=[[16, 8]], stride=32, num_classes=2, box_loss=box_loss)
     assert option_choices(parser, ["detect", "train"], "--schedule") == ("auto",) + choices.LEARNING_RATE_SCHEDULES
     assert option_choices(parser, ["detect", "train"], "--best-metric") == tuple(choices.BEST_METRICS)
     for weighting in choices.BOX_WEIGHTINGS:
@@ -42,6 +46,10 @@ def test_training_options_offer_what_the_settings_accept():
 def test_values_outside_the_choices_are_refused_with_the_allowed_ones_named():
     with pytest.raises(ValueError, match="box_weighting must be one of darknet, uniform, got 'area'"):
         TrainingSettings(data="data.yaml", box_weighting="area").resolved().check()
+    with pytest.raises(ValueError, match="box_loss must be one of darknet, ciou, got 'giou'"):
+        TrainingSettings(data="data.yaml", box_loss="giou").resolved().check()
+    with pytest.raises(ValueError, match="box_loss='giou': expected one of darknet, ciou"):
+        YoloLoss(anchors=[[16, 8]], stride=32, num_classes=2, box_loss="giou")
     with pytest.raises(ValueError, match="learning_rate_schedule must be one of plateau, cosine, got 'step'"):
         TrainingSettings(data="data.yaml", learning_rate_schedule="step").resolved().check()
     with pytest.raises(ValueError, match="expected one of darknet, uniform"):

@@ -82,7 +82,7 @@ def test_every_training_setting_has_a_flag(captured_settings):
              "1.2", "--exposure", "1.3", "--min-box-size", "3", "--min-visible-fraction", "0.5", "--repeat", "2",
              "--anchors", "kmeans", "--schedule", "cosine", "--warmup-epochs", "1", "--final-lr-fraction", "0.05",
              "--ema", "0.99", "--patience", "0", "--reduce-lr-patience", "2", "--reduce-lr-factor", "0.5",
-             "--max-boxes", "50", "--assign-threshold", "0.213", "--box-weighting", "uniform",
+             "--max-boxes", "50", "--assign-threshold", "0.213", "--box-weighting", "uniform", "--box-loss", "ciou",
              "--batchnorm-momentum", "0.95", "--workers", "2",
              "--multiprocessing", "--seed", "4", "--steps-per-epoch", "7", "--time-limit", "2.5", "--best-metric",
              "map50", "--no-val-map", "--progress", "2", "--jit-compile", "on"]

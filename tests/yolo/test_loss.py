@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from defi1.yolo.layers import YoloHead
-from defi1.yolo.loss import YoloLoss, yolo_losses
+from defi1.yolo.loss import YoloLoss, complete_iou, yolo_losses
 from defi1.yolo.heads import HeadSpec
 from defi1.yolo.targets import encode_targets
 
@@ -78,6 +78,58 @@ def test_hand_computed_one_box_one_cell():
         YoloLoss(anchors=[[16, 8]], stride=32, num_classes=2, box_weighting="large")
 
 
+def hand_complete_iou(predicted, true):
+    """CIoU of two [cx, cy, w, h] boxes, by hand (Zheng et al. 2020)."""
+    (pcx, pcy, pw, ph), (tcx, tcy, tw, th) = predicted, true
+    overlap_w = max(0.0, min(pcx + pw / 2, tcx + tw / 2) - max(pcx - pw / 2, tcx - tw / 2))
+    overlap_h = max(0.0, min(pcy + ph / 2, tcy + th / 2) - max(pcy - ph / 2, tcy - th / 2))
+    intersection = overlap_w * overlap_h
+    iou = intersection / (pw * ph + tw * th - intersection)
+    enclosing_w = max(pcx + pw / 2, tcx + tw / 2) - min(pcx - pw / 2, tcx - tw / 2)
+    enclosing_h = max(pcy + ph / 2, tcy + th / 2) - min(pcy - ph / 2, tcy - th / 2)
+    distance = ((pcx - tcx) ** 2 + (pcy - tcy) ** 2) / (enclosing_w ** 2 + enclosing_h ** 2)
+    aspect = 4 / math.pi ** 2 * (math.atan(tw / th) - math.atan(pw / ph)) ** 2
+    return iou - distance - aspect / (1 - iou + aspect) * aspect
+
+
+@pytest.mark.backend_agnostic
+def test_complete_iou_of_hand_computed_boxes():
+    # Predicted 8..12 x 8..12, true 9..13 x 9..11: intersection 3 x 2 = 6, union 16 + 8 - 6 = 18, IoU 1/3; centres
+    # 1 apart, enclosing box 5 x 4 (diagonal squared 41); aspect term v = 4 / pi^2 (atan 2 - atan 1)^2.
+    aspect = 4 / math.pi ** 2 * (math.atan(2.0) - math.atan(1.0)) ** 2
+    expected = 1 / 3 - 1 / 41 - aspect / (2 / 3 + aspect) * aspect
+    assert hand_complete_iou([10, 10, 4, 4], [11, 10, 4, 2]) == pytest.approx(expected)
+    pairs = np.array([[[10, 10, 4, 4], [11, 10, 4, 2]], [[5, 5, 2, 2], [5, 5, 2, 2]], [[0, 0, 2, 2], [10, 0, 2, 2]]],
+                     np.float32)
+    values = keras.ops.convert_to_numpy(complete_iou(pairs[:, 0], pairs[:, 1]))
+    # Identical boxes: 1. Disjoint boxes 10 apart (enclosing 12 x 2): IoU 0, minus 100 / 148.
+    assert values == pytest.approx([expected, 1.0, -100 / 148], abs=1e-6)
+
+
+@pytest.mark.backend_agnostic
+def test_hand_computed_ciou_box_term():
+    # As in the hand-computed case above, with box_loss="ciou": the centre and size terms give way to
+    # (2 - w * h) * (1 - CIoU) of the decoded box: centre ((sigmoid(0.5), sigmoid(-0.3)) * 32), size
+    # (16 exp(0.2), 8 exp(-0.1)), against the true box centre (12, 20), size 8 x 16.
+    head = HeadSpec(anchors=[[16, 8]], stride=32, num_classes=2)
+    y_true = encode_targets([np.array([[8, 12, 16, 28]]), np.zeros((0, 4))], [np.array([1]), np.zeros(0)],
+                            input_size=32, heads=[head], max_boxes=2)[0]
+    y_pred = np.zeros((2, 1, 1, 7), np.float32)
+    y_pred[0, 0, 0] = [0.5, -0.3, 0.2, -0.1, 1.5, 2.0, -1.0]
+    y_pred[1, 0, 0, 4] = -0.7
+    decoded = [sigmoid(0.5) * 32, sigmoid(-0.3) * 32, 16 * math.exp(0.2), 8 * math.exp(-0.1)]
+    scale = 2 - (8 / 32) * (16 / 32)
+    first_image = scale * (1 - hand_complete_iou(decoded, [12, 20, 8, 16])) + bce(1, 1.5) + bce(0, 2.0) + bce(1, -1.0)
+    second_image = bce(0, -0.7)
+    loss = YoloLoss(anchors=[[16, 8]], stride=32, num_classes=2, max_boxes=2, box_loss="ciou")
+    value, gradient = loss_gradient(loss, y_true, y_pred)
+    assert float(value) == pytest.approx((first_image + second_image) / 2, rel=1e-5)
+    assert np.isfinite(gradient).all()
+    # The box logits of the responsible anchor get a gradient; the empty image's box logits none.
+    assert np.abs(gradient[0, 0, 0, 0:4]).min() > 0 and not gradient[1, 0, 0, 0:4].any()
+    assert YoloLoss.from_config(loss.get_config()).box_loss == "ciou"
+
+
 @pytest.mark.backend_agnostic
 def test_ignore_mask_spares_good_non_responsible_predictions():
     # Box 16 x 16 at the centre of a 32 x 32 input: anchor 0 (16 x 16) is responsible. Anchor 1 (20 x 20) with
@@ -121,20 +173,22 @@ def test_empty_images_only_pay_background_objectness():
 
 
 @pytest.mark.backend_agnostic
+@pytest.mark.parametrize("box_loss", ["darknet", "ciou"])
 @pytest.mark.parametrize("logit", [1e4, -1e4])
-def test_extreme_logits_give_finite_loss_and_gradient(logit):
+def test_extreme_logits_give_finite_loss_and_gradient(logit, box_loss):
     head = HeadSpec(anchors=[[8, 8], [16, 16]], stride=16, num_classes=3)
     y_true = encode_targets([np.array([[2, 2, 20, 30]]), np.zeros((0, 4))], [np.array([2]), np.zeros(0)],
                             input_size=32, heads=[head], max_boxes=4)[0]
     y_pred = np.full((2, 2, 2, 16), logit, np.float32)
-    value, gradient = loss_gradient(YoloLoss(anchors=head.anchors, stride=16, num_classes=3, max_boxes=4), y_true,
-                                    y_pred)
+    value, gradient = loss_gradient(YoloLoss(anchors=head.anchors, stride=16, num_classes=3, max_boxes=4,
+                                             box_loss=box_loss), y_true, y_pred)
     assert np.isfinite(value) and np.all(np.isfinite(gradient))
     assert value > 1e3  # confidently wrong somewhere (objectness of the empty image or the box's class)
 
 
 @pytest.mark.backend_agnostic
-def test_zero_size_ground_truth_gives_finite_loss_and_gradient():
+@pytest.mark.parametrize("box_loss", ["darknet", "ciou"])
+def test_zero_size_ground_truth_gives_finite_loss_and_gradient(box_loss):
     # A hand-packed target whose responsible row has w = h = 0 (encode_targets drops such boxes; the loss must
     # survive them anyway) and a zero-size box in the ground-truth rows.
     y_true = np.zeros((1, 4 + 2, 6), np.float32)
@@ -142,7 +196,8 @@ def test_zero_size_ground_truth_gives_finite_loss_and_gradient():
     y_true[0, 4] = [8, 8, 0, 0, 1, 0]
     y_pred = np.zeros((1, 2, 2, 6), np.float32)
     y_pred[..., 2:4] = -1e4  # predicted boxes of zero size too
-    value, gradient = loss_gradient(YoloLoss(anchors=[[8, 8]], stride=16, num_classes=1, max_boxes=2), y_true, y_pred)
+    value, gradient = loss_gradient(YoloLoss(anchors=[[8, 8]], stride=16, num_classes=1, max_boxes=2,
+                                             box_loss=box_loss), y_true, y_pred)
     assert np.isfinite(value) and np.all(np.isfinite(gradient))
 
 
