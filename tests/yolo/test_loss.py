@@ -51,14 +51,21 @@ def loss_gradient(loss, y_true, y_pred):
     pytest.skip(f"no gradient helper for backend {backend}")
 
 
-@pytest.mark.backend_agnostic
-def test_hand_computed_one_box_one_cell():
+def one_box_one_cell():
+    """Targets and raw predictions of two images on a one-cell head (anchor 16 x 8, stride 32, 2 classes): the first
+    with one box (corners 8, 12, 16, 28: centre (12, 20), size 8 x 16, class 1), the second empty."""
     head = HeadSpec(anchors=[[16, 8]], stride=32, num_classes=2)
     y_true = encode_targets([np.array([[8, 12, 16, 28]]), np.zeros((0, 4))], [np.array([1]), np.zeros(0)],
                             input_size=32, heads=[head], max_boxes=2)[0]
     y_pred = np.zeros((2, 1, 1, 7), np.float32)
     y_pred[0, 0, 0] = [0.5, -0.3, 0.2, -0.1, 1.5, 2.0, -1.0]
     y_pred[1, 0, 0, 4] = -0.7
+    return y_true, y_pred
+
+
+@pytest.mark.backend_agnostic
+def test_hand_computed_one_box_one_cell():
+    y_true, y_pred = one_box_one_cell()
     # Box: centre (12, 20), size 8 x 16, class 1; input 32 x 32; one cell.
     scale = 2 - (8 / 32) * (16 / 32)
     centre = bce(12 / 32, 0.5) + bce(20 / 32, -0.3)
@@ -111,12 +118,7 @@ def test_hand_computed_ciou_box_term():
     # As in the hand-computed case above, with box_loss="ciou": the centre and size terms give way to
     # (2 - w * h) * (1 - CIoU) of the decoded box: centre ((sigmoid(0.5), sigmoid(-0.3)) * 32), size
     # (16 exp(0.2), 8 exp(-0.1)), against the true box centre (12, 20), size 8 x 16.
-    head = HeadSpec(anchors=[[16, 8]], stride=32, num_classes=2)
-    y_true = encode_targets([np.array([[8, 12, 16, 28]]), np.zeros((0, 4))], [np.array([1]), np.zeros(0)],
-                            input_size=32, heads=[head], max_boxes=2)[0]
-    y_pred = np.zeros((2, 1, 1, 7), np.float32)
-    y_pred[0, 0, 0] = [0.5, -0.3, 0.2, -0.1, 1.5, 2.0, -1.0]
-    y_pred[1, 0, 0, 4] = -0.7
+    y_true, y_pred = one_box_one_cell()
     decoded = [sigmoid(0.5) * 32, sigmoid(-0.3) * 32, 16 * math.exp(0.2), 8 * math.exp(-0.1)]
     scale = 2 - (8 / 32) * (16 / 32)
     first_image = scale * (1 - hand_complete_iou(decoded, [12, 20, 8, 16])) + bce(1, 1.5) + bce(0, 2.0) + bce(1, -1.0)
