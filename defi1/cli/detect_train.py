@@ -34,8 +34,8 @@ def register(subparsers):
     train.add_argument("--batch-size", type=int, default=8, help="images per batch (8)")
     train.add_argument("--learning-rate", type=_auto_float, default="auto",
                        help="stage 1 learning rate (auto: 2e-3 from scratch, 1e-3 with --weights)")
-    train.add_argument("--fine-tune-learning-rate", type=float, default=5e-4,
-                       help="stage 2 learning rate, when there is a stage 1 (5e-4)")
+    train.add_argument("--fine-tune-learning-rate", type=float, default=1e-3,
+                       help="stage 2 learning rate, when there is a stage 1 (1e-3)")
     train.add_argument("--out", default="runs/detect/train",
                        help="run folder (runs/detect/train; one holding an earlier run becomes train2, train3 ...)")
     train.add_argument("--exist-ok", action="store_true",
@@ -60,7 +60,8 @@ def register(subparsers):
                             "auto: k-means from scratch, COCO's with --weights)")
     train.add_argument("--schedule", choices=("auto",) + LEARNING_RATE_SCHEDULES, default="auto",
                        help="learning rate: cut 10x when validation stalls (plateau), or warm-up and cosine decay to "
-                            "the end of the stage or of --time-limit (cosine; auto: cosine from scratch)")
+                            "the end of the stage or of --time-limit (cosine; auto: cosine from scratch or with "
+                            "--time-limit, plateau otherwise)")
     train.add_argument("--warmup-epochs", type=_auto_float, default="auto",
                        help="cosine schedule's linear warm-up in epochs (auto: 1 from scratch, 0 with --weights)")
     train.add_argument("--final-lr-fraction", type=float, default=0.01,

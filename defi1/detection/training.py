@@ -214,7 +214,7 @@ def _compile_stage(model, settings, learning_rate):
     model.compile(optimizer=optimizer, loss=losses, jit_compile=_jit_compile(settings))
 
 
-def _stage_callbacks(settings, stage, *, run_callbacks, steps_per_epoch, monitor, time_limit, start):
+def _stage_callbacks(settings, stage, *, run_callbacks, steps_per_epoch, has_validation, time_limit, start):
     """The callbacks of one stage, in order: NaN guard, EMA swap, checkpoint and log (``run_callbacks``), time limit,
     learning-rate schedule, early stopping. Returns ``(callbacks, early_stopping or None)``."""
     first, end, learning_rate = stage[:3]
@@ -229,12 +229,14 @@ def _stage_callbacks(settings, stage, *, run_callbacks, steps_per_epoch, monitor
             final_fraction=settings.final_learning_rate_fraction, time_limit=time_limit,
             initial_step=(start - first) * steps_per_epoch))
     elif settings.reduce_lr_patience > 0:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, factor=settings.reduce_lr_factor, patience=settings.reduce_lr_patience,
-            verbose=1 if settings.verbose else 0))
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(  # the smooth loss
+            monitor="val_loss" if has_validation else "loss", factor=settings.reduce_lr_factor,
+            patience=settings.reduce_lr_patience, verbose=1 if settings.verbose else 0))
     early_stopping = None
     if settings.early_stopping_patience > 0:
-        early_stopping = keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.early_stopping_patience)
+        monitor, mode = settings.stopping_monitor(has_validation)
+        early_stopping = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode,
+                                                       patience=settings.early_stopping_patience)
         callbacks.append(early_stopping)
     return callbacks, early_stopping
 
@@ -307,7 +309,6 @@ def _train(settings, dataset, out_dir, *, callbacks, log) -> TrainingResult:
                        best_epoch=best_epoch)
 
     keras.utils.set_random_seed(settings.seed)
-    loss_monitor = "val_loss" if has_validation else "loss"  # early stopping and plateaus: the smooth loss
     nan_guard = NanGuard()
     stopped_early = False
     stages = settings.stages()
@@ -334,13 +335,14 @@ def _train(settings, dataset, out_dir, *, callbacks, log) -> TrainingResult:
                     settings.learning_rate_schedule == "plateau":
                 learning_rate = resumed_learning_rate  # resuming inside this stage: keep its reduced rate
             frozen_names = set_backbone_trainable(model, not frozen)
-            log(f"Stage {number}: epochs {start + 1}-{end}, learning rate {learning_rate:g}, "
+            log(f"Stage {number}: epochs {start + 1}-{end}, learning rate {learning_rate:g} "
+                f"({settings.learning_rate_schedule} schedule), "
                 + (f"{len(frozen_names)} backbone layers frozen" if frozen else "all layers trained"))
             _compile_stage(model, settings, learning_rate)
             checkpoint.state["stage"] = number
             stage_callbacks, early_stopping = _stage_callbacks(
                 settings, (first, end, learning_rate), run_callbacks=run_callbacks,
-                steps_per_epoch=settings.steps_per_epoch or len(train_data), monitor=loss_monitor,
+                steps_per_epoch=settings.steps_per_epoch or len(train_data), has_validation=has_validation,
                 time_limit=time_limit, start=start)
             model.fit(train_data, validation_data=validation_data, initial_epoch=start, epochs=end,
                       steps_per_epoch=settings.steps_per_epoch, callbacks=stage_callbacks + list(callbacks),
@@ -352,7 +354,8 @@ def _train(settings, dataset, out_dir, *, callbacks, log) -> TrainingResult:
                 break
             if early_stopping is not None and early_stopping.stopped_epoch > 0:
                 stopped_early = True
-                log(f"Stage {number}: validation loss stopped improving (early stopping at epoch "
+                log(f"Stage {number}: {early_stopping.monitor} stopped improving for "
+                    f"{settings.early_stopping_patience} epochs (early stopping at epoch "
                     f"{early_stopping.stopped_epoch + 1})")
                 if number == 2 or len(stages) == 1:
                     break

@@ -110,14 +110,18 @@ def test_every_training_setting_has_a_flag(captured_settings):
 
 def test_pretrained_two_stage_defaults_are_the_library_ones(captured_settings):
     """The CLI's two-stage defaults are TrainingSettings' (measured on BCCD, benchmarks/RESULTS.md): 3 frozen epochs
-    at 1e-3, then every layer at 5e-4, 416 px, COCO's anchors."""
+    at 1e-3, then every layer at 1e-3, 416 px, COCO's anchors; cosine decay with a time limit, plateau without."""
     from defi1.detection.training_settings import TrainingSettings
 
     assert main(["detect", "train", "--data", "d.yaml", "--weights", "yolov3-tiny.weights"]) == 0
     (settings,) = captured_settings
     library = TrainingSettings(data="d.yaml", weights="yolov3-tiny.weights")
-    assert settings.stages() == library.stages() == [(0, 3, 1e-3, True, 1), (3, 50, 5e-4, False, 2)]
+    assert settings.stages() == library.stages() == [(0, 3, 1e-3, True, 1), (3, 50, 1e-3, False, 2)]
     resolved, library_resolved = settings.resolved(), library.resolved()
+    assert resolved.learning_rate_schedule == library_resolved.learning_rate_schedule == "plateau"
+    timed = ["detect", "train", "--data", "d.yaml", "--weights", "yolov3-tiny.weights", "--time-limit", "30"]
+    assert main(timed) == 0
+    assert captured_settings[-1].resolved().learning_rate_schedule == "cosine"
     assert (resolved.input_size, resolved.anchors) == (library_resolved.input_size, library_resolved.anchors) == (416, None)
 
 
