@@ -143,10 +143,14 @@ class YoloLoss(keras.losses.Loss):
         return config
 
 
+def _corners(boxes):
+    """``(min, max)`` corners, each ``(..., 2)`` ``[x, y]``, of ``[cx, cy, w, h]`` boxes (keras.ops)."""
+    return boxes[..., 0:2] - boxes[..., 2:4] / 2.0, boxes[..., 0:2] + boxes[..., 2:4] / 2.0
+
+
 def _centre_size_iou(boxes_a, boxes_b):
     """IoU of ``[cx, cy, w, h]`` boxes broadcast against each other (keras.ops); 0 where the union is 0."""
-    a_min, a_max = boxes_a[..., 0:2] - boxes_a[..., 2:4] / 2.0, boxes_a[..., 0:2] + boxes_a[..., 2:4] / 2.0
-    b_min, b_max = boxes_b[..., 0:2] - boxes_b[..., 2:4] / 2.0, boxes_b[..., 0:2] + boxes_b[..., 2:4] / 2.0
+    (a_min, a_max), (b_min, b_max) = _corners(boxes_a), _corners(boxes_b)
     overlap = ops.maximum(ops.minimum(a_max, b_max) - ops.maximum(a_min, b_min), 0.0)
     intersection = overlap[..., 0] * overlap[..., 1]
     union = boxes_a[..., 2] * boxes_a[..., 3] + boxes_b[..., 2] * boxes_b[..., 3] - intersection
@@ -163,9 +167,7 @@ def complete_iou(predicted, true):
     rows of ``y_true`` without an object).
     """
     iou = _centre_size_iou(predicted, true)
-    predicted_min = predicted[..., 0:2] - predicted[..., 2:4] / 2.0
-    predicted_max = predicted[..., 0:2] + predicted[..., 2:4] / 2.0
-    true_min, true_max = true[..., 0:2] - true[..., 2:4] / 2.0, true[..., 0:2] + true[..., 2:4] / 2.0
+    (predicted_min, predicted_max), (true_min, true_max) = _corners(predicted), _corners(true)
     enclosing = ops.maximum(predicted_max, true_max) - ops.minimum(predicted_min, true_min)
     diagonal_squared = ops.sum(ops.square(enclosing), axis=-1)
     centre_distance_squared = ops.sum(ops.square(predicted[..., 0:2] - true[..., 0:2]), axis=-1)
