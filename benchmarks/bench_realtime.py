@@ -11,8 +11,10 @@ when absent), on a generated 640×480 video. In alternating rounds:
   (``cv2.dnn.readNetFromONNX`` on the ONNX file defi1 writes for the same model; ``readNetFromDarknet`` with
   ``--opencv-darknet CFG`` where OpenCV 4 still has it), decode the heads, ``NMSBoxesBatched``, draw.
 
-Each round gives both end-to-end FPS (and each engine's forward-only FPS); the ratio defi1 / OpenCV per round and its
-median are printed with the machine, the load and the versions. ``--candidates`` also times the forward pass of
+Each round gives both end-to-end FPS (and each engine's forward-only FPS: defi1's half just before and half just
+after its stream, so that e2e / model-only compares figures of the same moment on a machine whose speed drifts); the
+ratio defi1 / OpenCV per round and its median, and defi1's end-to-end / model-only median and quartiles, are printed
+with the machine, the load and the versions. ``--candidates`` also times the forward pass of
 every engine candidate (Keras graph, Keras + XLA, OpenCV DNN, ONNX Runtime with 1 and all threads), wall time and
 process CPU time per frame, interleaved.
 
@@ -129,7 +131,7 @@ def main(argv=None):
 
     from defi1.environment import cpu_flags, describe, load_average
     from defi1.files import atomic_save_model, atomic_write_json
-    from defi1.realtime.bench import time_forward
+    from defi1.realtime.bench import time_forward_around
     from defi1.realtime.engines import describe_engine, exported_onnx_path, load_detector, make_forward
     from defi1.realtime.stream import run_stream
     from defi1.realtime.video import write_synthetic_video
@@ -174,23 +176,34 @@ def main(argv=None):
 
     rows = []
     for round_index in range(arguments.rounds):
-        stats = run_stream(str(video), detector, max_frames=arguments.frames + 1, mode="every", overlay=False)
-        defi1_model = time_forward(detector.forward, batch, frames=arguments.frames, warmup=2)["fps"]
+        # defi1's model-only rate is measured half just before and half just after its stream: the machine's speed
+        # drifts within seconds, and e2e / model-only must compare figures of the same moment.
+        def stream():
+            cpu_started = time.process_time()
+            stats = run_stream(str(video), detector, max_frames=arguments.frames + 1, mode="every", overlay=False)
+            return stats, (time.process_time() - cpu_started) / (arguments.frames + 1) * 1000.0
+        model_only, (stats, cpu_ms) = time_forward_around(detector.forward, batch, stream, frames=arguments.frames,
+                                                          warmup=2)
+        defi1_model, before, after = model_only["fps"], model_only["fps_before"], model_only["fps_after"]
         opencv_fps, opencv_model = opencv_loop(net, output_names, heads, video, input_size=size,
                                                frames=arguments.frames)
-        row = {"defi1_fps": stats.fps_end_to_end, "defi1_model_fps": defi1_model, "opencv_fps": opencv_fps,
-               "opencv_model_fps": opencv_model, "ratio": stats.fps_end_to_end / opencv_fps if opencv_fps else 0.0,
-               "load": load_average()}
+        row = {"defi1_fps": stats.fps_end_to_end, "defi1_model_fps": defi1_model,
+               "defi1_model_fps_before_after": [before, after], "defi1_cpu_ms_per_frame": cpu_ms,
+               "opencv_fps": opencv_fps, "opencv_model_fps": opencv_model,
+               "ratio": stats.fps_end_to_end / opencv_fps if opencv_fps else 0.0, "load": load_average()}
         rows.append(row)
-        print(f"round {round_index + 1}: defi1 {row['defi1_fps']:5.1f} FPS end to end (model {defi1_model:5.1f}, "
-              f"e2e/model {row['defi1_fps'] / defi1_model:.2f}); OpenCV loop {opencv_fps:5.1f} FPS (forward "
-              f"{opencv_model:5.1f}); ratio {row['ratio']:.2f}; load {row['load']}", flush=True)
+        print(f"round {round_index + 1}: defi1 {row['defi1_fps']:5.1f} FPS end to end (model {before:5.1f} before, "
+              f"{after:5.1f} after; e2e/model {row['defi1_fps'] / defi1_model:.2f}; CPU {cpu_ms:4.1f} ms per frame); "
+              f"OpenCV loop {opencv_fps:5.1f} FPS (forward {opencv_model:5.1f}); ratio {row['ratio']:.2f}; "
+              f"load {row['load']}", flush=True)
     ratios = [row["ratio"] for row in rows]
+    end_to_end_over_model = [row["defi1_fps"] / row["defi1_model_fps"] for row in rows]
     print(f"\nmedian ratio defi1 / OpenCV loop: {np.median(ratios):.2f} (rounds: "
           f"{', '.join(f'{ratio:.2f}' for ratio in ratios)}); defi1 end to end median "
           f"{np.median([row['defi1_fps'] for row in rows]):.1f} FPS, OpenCV loop "
           f"{np.median([row['opencv_fps'] for row in rows]):.1f} FPS; defi1 end to end / model-only median "
-          f"{np.median([row['defi1_fps'] / row['defi1_model_fps'] for row in rows]):.2f}")
+          f"{np.median(end_to_end_over_model):.2f} (mean {np.mean(end_to_end_over_model):.2f}, quartiles "
+          f"{np.percentile(end_to_end_over_model, 25):.2f}-{np.percentile(end_to_end_over_model, 75):.2f})")
     candidates = None
     if arguments.candidates:
         candidates = candidates_table(detector.model, onnx_path, size)
@@ -201,7 +214,9 @@ def main(argv=None):
     if arguments.json:
         atomic_write_json(arguments.json, {"environment": environment, "cv2": cv2.__version__,
                                            "engine": describe_engine(detector), "rounds": rows,
-                                           "median_ratio": float(np.median(ratios)), "candidates": candidates})
+                                           "median_ratio": float(np.median(ratios)),
+                                           "median_end_to_end_over_model": float(np.median(end_to_end_over_model)),
+                                           "candidates": candidates})
     return 0
 
 

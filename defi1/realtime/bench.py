@@ -1,7 +1,7 @@
 """Speed of a detector: model-only and end-to-end FPS and latency, the library behind ``defi1 bench``.
 
 * model only: the forward pass alone on one pre-processed ``(1, input, input, 3)`` batch, called ``frames`` times
-  after ``warmup`` calls;
+  after ``warmup`` calls, half just before the end-to-end run and half just after it (:func:`time_forward_around`);
 * end to end: :func:`defi1.realtime.stream.run_stream` over a video (decode, letterbox, model, decode + NMS,
   drawing), every frame by default (``mode="drop"`` plays the file in real time and counts dropped frames).
 
@@ -24,22 +24,50 @@ from defi1.realtime.stream import latency_percentiles, run_stream
 DEFAULT_VIDEO_SIZE = (640, 480)
 
 
-def time_forward(forward, batch: np.ndarray, *, frames: int = 100, warmup: int = 5) -> dict:
-    """Call ``forward(batch)`` ``warmup`` times, then ``frames`` timed times. Returns ``fps`` (``1000 / mean``),
-    ``latency_ms_median``, ``_p90``, ``_p99`` and ``warmup_ms`` (the first call: tracing and compilation)."""
+def _forward_latencies(forward, batch, *, calls: int, warmup: int) -> tuple[float, list[float]]:
+    """``warmup`` calls (the first one timed: tracing and compilation), then ``calls`` timed calls, in ms."""
     started = time.perf_counter()
     forward(batch)
     warmup_ms = (time.perf_counter() - started) * 1000.0
     for _ in range(max(0, warmup - 1)):
         forward(batch)
     latencies = []
-    for _ in range(frames):
+    for _ in range(calls):
         started = time.perf_counter()
         forward(batch)
         latencies.append((time.perf_counter() - started) * 1000.0)
-    figures = {"fps": 1000.0 / float(np.mean(latencies)), "frames": frames, "warmup_ms": warmup_ms}
+    return warmup_ms, latencies
+
+
+def _forward_figures(latencies, warmup_ms: float) -> dict:
+    figures = {"fps": 1000.0 / float(np.mean(latencies)), "frames": len(latencies), "warmup_ms": warmup_ms}
     figures.update(latency_percentiles(latencies, prefix="latency_ms"))
     return figures
+
+
+def time_forward(forward, batch: np.ndarray, *, frames: int = 100, warmup: int = 5) -> dict:
+    """Call ``forward(batch)`` ``warmup`` times, then ``frames`` timed times. Returns ``fps`` (``1000 / mean``),
+    ``latency_ms_median``, ``_p90``, ``_p99`` and ``warmup_ms`` (the first call: tracing and compilation)."""
+    warmup_ms, latencies = _forward_latencies(forward, batch, calls=frames, warmup=warmup)
+    return _forward_figures(latencies, warmup_ms)
+
+
+def time_forward_around(forward, batch: np.ndarray, task, *, frames: int = 100, warmup: int = 5):
+    """Model-only figures of ``forward(batch)`` measured around ``task()``: ``warmup`` calls, the first half of the
+    ``frames`` timed calls, ``task()``, one more warm-up call, the second half.
+
+    A shared machine's speed drifts within seconds; measured on both sides of an end-to-end run, the model-only
+    figure belongs to the same moment, and end-to-end / model-only compares like with like. Returns ``(figures,
+    task's result)``: the figures of :func:`time_forward` over all the timed calls, plus ``fps_before`` and
+    ``fps_after`` (each half's own rate).
+    """
+    warmup_ms, before = _forward_latencies(forward, batch, calls=frames - frames // 2, warmup=warmup)
+    result = task()
+    _, after = _forward_latencies(forward, batch, calls=frames // 2, warmup=1)
+    figures = _forward_figures(before + after, warmup_ms)
+    figures["fps_before"] = 1000.0 / float(np.mean(before))
+    figures["fps_after"] = 1000.0 / float(np.mean(after)) if after else figures["fps_before"]
+    return figures, result
 
 
 def benchmark(model, *, source=None, engine: str = "auto", input_size: int | None = None, frames: int = 100,
@@ -67,7 +95,6 @@ def benchmark(model, *, source=None, engine: str = "auto", input_size: int | Non
     forward = detector.forward
     input_size = detector.input_size[0]
     batch = detector.preprocess([synthetic_frame(0, width=DEFAULT_VIDEO_SIZE[0], height=DEFAULT_VIDEO_SIZE[1])])[0]
-    model_only = time_forward(forward, batch, frames=frames, warmup=warmup)
     temporary = None
     if source is None:
         folder = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="defi1-bench-"))
@@ -75,7 +102,9 @@ def benchmark(model, *, source=None, engine: str = "auto", input_size: int | Non
         source = write_synthetic_video(folder / "bench_640x480.mp4", frames=frames + 1,
                                        width=DEFAULT_VIDEO_SIZE[0], height=DEFAULT_VIDEO_SIZE[1])
     try:
-        stats = run_stream(str(source), detector, forward=forward, max_frames=frames + 1, mode=mode)
+        model_only, stats = time_forward_around(
+            forward, batch, lambda: run_stream(str(source), detector, forward=forward, max_frames=frames + 1,
+                                               mode=mode), frames=frames, warmup=warmup)
     finally:
         if temporary is not None:
             import shutil

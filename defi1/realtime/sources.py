@@ -123,15 +123,22 @@ class VideoCaptureSource(FrameSource):
     delivering frames is reopened up to ``reconnect_attempts`` times, ``reconnect_delay`` seconds apart; after that
     :meth:`read` ends cleanly with :attr:`end_reason` saying so. ``capture_factory`` (default ``cv2.VideoCapture``)
     lets tests stand in for a device.
+
+    ``file_decoder_threads``: FFmpeg's decoding threads for a video file (default 1; ``None`` or 0: FFmpeg's own
+    choice, one per core). In a stream the detector's engine already keeps every core busy, and FFmpeg's frame
+    threads only add work: on a 640×480 H.264 file, one thread decodes a frame in 0.5 ms of CPU time where FFmpeg's
+    default takes 0.8 ms, in the same wall time (``benchmarks/RESULTS.md``, Part 3). Cameras and network streams keep
+    FFmpeg's default, so that a large live stream is always decoded at its own rate.
     """
 
     def __init__(self, spec, *, reconnect_attempts: int = 3, reconnect_delay: float = 0.5,
-                 capture_factory=cv2.VideoCapture):
+                 capture_factory=cv2.VideoCapture, file_decoder_threads: int | None = 1):
         super().__init__()
         self.spec = spec
         self.reconnect_attempts = int(reconnect_attempts)
         self.reconnect_delay = float(reconnect_delay)
         self._capture_factory = capture_factory
+        self.file_decoder_threads = file_decoder_threads
         if isinstance(spec, int):
             self.kind, self.name, self.is_live = "camera", f"camera {spec}", True
         elif str(spec).lower().startswith(STREAM_PREFIXES):
@@ -162,7 +169,15 @@ class VideoCaptureSource(FrameSource):
     def _open(self):
         quiet_video_messages()
         target = self.spec if isinstance(self.spec, int) else str(self.spec)
-        capture = self._capture_factory(target)
+        capture = None
+        if self.kind == "file" and self.file_decoder_threads and self._capture_factory is cv2.VideoCapture:
+            threads = [cv2.CAP_PROP_N_THREADS, int(self.file_decoder_threads)]
+            capture = cv2.VideoCapture(target, cv2.CAP_FFMPEG, threads)
+            if not capture.isOpened():  # not a file FFmpeg reads: let OpenCV try its other back ends
+                capture.release()
+                capture = None
+        if capture is None:
+            capture = self._capture_factory(target)
         if capture is None or not capture.isOpened():
             if capture is not None:
                 capture.release()
@@ -264,7 +279,8 @@ def parse_source_spec(spec):
 
 def open_source(spec, **options) -> FrameSource:
     """Open a camera index, video file, stream URL or image folder (see the module docstring). ``options`` go to
-    :class:`VideoCaptureSource` (``reconnect_attempts``, ``reconnect_delay``, ``capture_factory``) or
+    :class:`VideoCaptureSource` (``reconnect_attempts``, ``reconnect_delay``, ``capture_factory``,
+    ``file_decoder_threads``) or
     :class:`FolderSource` (``skip_unreadable``)."""
     parsed = parse_source_spec(spec)
     if isinstance(parsed, str) and Path(parsed).is_dir():

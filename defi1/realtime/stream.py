@@ -9,13 +9,20 @@ end-to-end rate approaches the model's own::
      dropped)                                   batch 1)              sinks, on_frame callback)
 
 The slots between stages hold one item, so at most a handful of frames are in flight and the latency stays
-bounded. Sinks and the ``on_frame`` callback run in the caller's thread: an exception there (``KeyboardInterrupt``
+bounded. The pre-processing stage takes a frame only when the model has taken the previous one (the freshest frame
+in drop mode); the model stage starts its next frame as soon as it has one, without waiting for the caller's thread
+to take the previous result, so that the engine is never idle while frames are ready. Sinks and the ``on_frame`` callback run in the caller's thread: an exception there (``KeyboardInterrupt``
 included) stops the pipeline and propagates, after every sink has been closed (a recording keeps its frames). A
 ``KeyboardInterrupt`` (Ctrl-C, the way to stop a webcam) carries the figures so far as its ``stream_stats``
 attribute (a :class:`StreamStats`), so that the caller can still report them.
 
 The detector is a :class:`defi1.yolo.detector.Detector`, split into its stages (:class:`DetectorStages`), or any
 object with ``detect(image) -> list[Detection]``, which then runs whole in the model thread.
+
+When the network runs on the CPU with an engine other than OpenCV's (ONNX Runtime, Keras), that engine already uses
+every core, so OpenCV's own work around it (colour conversion, letterbox resize, drawing, recording) runs on one
+thread for the duration of the stream (``cv2.setNumThreads(1)``, process-wide, restored at the end): OpenCV's
+thread pool only added CPU time, taken from the forward pass (:func:`host_opencv_threads`).
 """
 
 from __future__ import annotations
@@ -135,6 +142,25 @@ class DetectorStages:
             self.postprocess = lambda raw, prepared: raw
 
 
+def host_opencv_threads(forward) -> int | None:
+    """The OpenCV thread count for the host stages of a stream whose network runs in ``forward`` (an engine of
+    :mod:`defi1.realtime.engines` or a compiled Keras pass): ``1`` when that engine computes on the CPU and is not
+    OpenCV itself; ``None`` (leave OpenCV as it is) for OpenCV's engine, a GPU, or an unknown forward pass.
+
+    On 2 cores, with ONNX Runtime on both, a 640×480 stream's OpenCV pool worker took 0.7 ms of CPU per frame for a
+    resize that one thread does in 0.5 ms; single-threaded, end-to-end FPS gained ~4 % (``benchmarks/RESULTS.md``).
+    """
+    engine = getattr(forward, "engine", None)
+    if engine == "onnxruntime":
+        providers = getattr(forward, "providers", None) or ["CPUExecutionProvider"]
+        return 1 if providers[0] == "CPUExecutionProvider" else None
+    if engine == "keras":
+        from defi1.realtime.engines import on_gpu
+
+        return None if on_gpu() else 1
+    return None
+
+
 def draw_overlay(image: np.ndarray, lines) -> np.ndarray:
     """Write text ``lines`` (top left, white on a dark band) onto an RGB ``uint8`` image in place; returns it."""
     scale = max(0.45, min(image.shape[0], image.shape[1]) / 900)
@@ -185,19 +211,24 @@ class _Slot:
 
 class _Worker:
     """A pipeline stage on its own thread: ``function(item)`` from ``inputs`` to the :class:`_Slot` ``outputs``;
-    ``_END`` passes through; an exception is kept for the caller and ends the stage."""
+    ``_END`` passes through; an exception is kept for the caller and ends the stage.
 
-    def __init__(self, name, function, inputs, outputs: _Slot, stop: threading.Event):
+    ``on_demand=True``: take new work only once the next stage has taken the previous result (no finished item waits
+    in this thread's hands: bounded latency, fresher frames in drop mode). ``False``: start the next item at once and
+    hand its result over when the slot is free (the model stage: its input is prepared already, and waiting for the
+    caller's thread to wake up would leave the engine idle on every frame).
+    """
+
+    def __init__(self, name, function, inputs, outputs: _Slot, stop: threading.Event, *, on_demand: bool = True):
         self.function, self.inputs, self.outputs, self.stop = function, inputs, outputs, stop
+        self.on_demand = on_demand
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def _run(self):
         try:
             while not self.stop.is_set():
-                # Pull on demand: take new work only once the next stage has taken the previous result, so no
-                # finished item waits in this thread's hands (bounded latency, fresher frames in drop mode).
-                if not self.outputs.wait_empty():
+                if self.on_demand and not self.outputs.wait_empty():
                     continue
                 item = self.inputs()
                 if item is _EMPTY:
@@ -252,7 +283,10 @@ def run_stream(source, detector, *, sinks=(), on_frame=None, max_frames: int | N
     workers: list[_Worker] = []
     recent_done: list[float] = []
     first_done = None
+    opencv_threads, previous_opencv_threads = host_opencv_threads(stages.forward), cv2.getNumThreads()
     try:
+        if opencv_threads:
+            cv2.setNumThreads(opencv_threads)
         capture.start()
 
         def next_frame():
@@ -273,7 +307,7 @@ def run_stream(source, detector, *, sinks=(), on_frame=None, max_frames: int | N
         if pipeline:
             prepared_slot, raw_slot = _Slot(), _Slot()
             workers = [_Worker("preprocess", preprocess, next_frame, prepared_slot, stop),
-                       _Worker("model", infer, prepared_slot.get, raw_slot, stop)]
+                       _Worker("model", infer, prepared_slot.get, raw_slot, stop, on_demand=False)]
             for worker in workers:
                 worker.thread.start()
             next_result = raw_slot.get
@@ -335,6 +369,8 @@ def run_stream(source, detector, *, sinks=(), on_frame=None, max_frames: int | N
         capture.stop()
         for worker in workers:
             worker.thread.join(timeout=5.0)
+        if opencv_threads:
+            cv2.setNumThreads(previous_opencv_threads)
         stats.frames_captured = capture.captured
         stats.frames_dropped = capture.dropped
         stats.reconnects = source.reconnects

@@ -107,7 +107,10 @@ class CompiledForward:
         heads: the :class:`~defi1.yolo.heads.HeadSpec` of each output (used by :meth:`detect`).
         jit_compile: TensorFlow: whether XLA compiles the function.
         max_candidates: predictions per image that :meth:`detect` copies to the host.
+        engine: ``"keras"``, as the engines of :mod:`defi1.realtime.engines` name themselves.
     """
+
+    engine = "keras"
 
     def __init__(self, model, *, jit_compile=None, max_candidates=DEFAULT_MAX_CANDIDATES):
         self.model = model

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from defi1.realtime.bench import benchmark, format_benchmark, time_forward
+from defi1.realtime.bench import benchmark, format_benchmark, time_forward, time_forward_around
 
 pytestmark = pytest.mark.backend_agnostic  # numpy / OpenCV / threads only, or the backend's compiled pass
 
@@ -18,6 +18,23 @@ def test_time_forward_calls_and_figures():
     assert len(calls) == 10 and figures["frames"] == 7
     assert figures["latency_ms_median"] <= figures["latency_ms_p90"] <= figures["latency_ms_p99"]
     assert figures["fps"] > 0 and figures["warmup_ms"] >= 0
+
+
+def test_time_forward_around_a_task_times_half_before_and_half_after():
+    events = []
+
+    def forward(batch):
+        events.append("forward")
+        return [batch]
+
+    def task():
+        events.append("task")
+        return "task result"
+    figures, result = time_forward_around(forward, np.zeros((1, 8, 8, 3), np.float32), task, frames=7, warmup=2)
+    assert result == "task result" and figures["frames"] == 7
+    # 2 warm-up calls and 4 timed ones, the task, 1 warm-up call and 3 timed ones
+    assert events == ["forward"] * 6 + ["task"] + ["forward"] * 4
+    assert figures["fps_before"] > 0 and figures["fps_after"] > 0 and figures["fps"] > 0
 
 
 @pytest.mark.smoke

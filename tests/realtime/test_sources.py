@@ -1,5 +1,6 @@
 """Tests of defi1.realtime.sources: source parsing, files, folders, cameras, lost streams, the capture thread."""
 
+import os
 import time
 
 import numpy as np
@@ -118,6 +119,19 @@ def test_folder_source(tmp_path):
     skipping = FolderSource(tmp_path)  # skipped and counted by default, as detect predict does
     assert [int(frame.image[0, 0, 0]) for frame in skipping] == [0, 50, 100]
     assert skipping.skipped == [str(tmp_path / "img_1b.png")] and skipping.unreadable == 1
+
+
+def test_a_video_file_is_decoded_on_one_ffmpeg_thread_with_the_same_frames(small_video):
+    import cv2
+
+    with open_source(str(small_video)) as one_thread, \
+            open_source(str(small_video), file_decoder_threads=None) as ffmpeg_default:
+        # FFmpeg's frame threads cost CPU time that the detector's engine needs (benchmarks/RESULTS.md, Part 3).
+        assert one_thread._capture.get(cv2.CAP_PROP_N_THREADS) == 1
+        assert ffmpeg_default._capture.get(cv2.CAP_PROP_N_THREADS) != 1 or (os.cpu_count() or 1) == 1
+        frames = [(first.index, second.index, np.array_equal(first.image, second.image))
+                  for first, second in zip(one_thread, ffmpeg_default, strict=True)]
+    assert frames == [(index, index, True) for index in range(30)]
 
 
 def test_damaged_video_frame_is_skipped_and_counted(damaged_video):

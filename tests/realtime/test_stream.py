@@ -1,5 +1,7 @@
 """Tests of defi1.realtime.stream.run_stream with a stand-in detector (see conftest.py)."""
 
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -145,6 +147,60 @@ def test_raw_head_engine_in_the_stream_matches_the_compiled_decoding(small_video
         np.testing.assert_allclose(found.boxes, expected.boxes, atol=1e-3)
         np.testing.assert_allclose(found.scores, expected.scores, atol=1e-5)
         np.testing.assert_array_equal(found.class_ids, expected.class_ids)
+
+
+def test_the_model_stage_starts_the_next_frame_while_the_caller_is_still_busy(small_video):
+    # The caller's thread (drawing, sinks, on_frame) spends 0.2 s on frame 0. The model stage must not sit idle
+    # waiting for it to take result 1: it computes frame 2 meanwhile (it used to wait, leaving the engine idle
+    # for the caller's wake-up on every frame).
+    detector = BrightestPixelDetector()
+    calls_after_first_frame = []
+
+    def on_frame(image, detection, info):
+        if info["processed"] == 0:
+            time.sleep(0.2)
+            calls_after_first_frame.append(detector.calls)
+    stats = run_stream(str(small_video), detector, draw=draw_box, on_frame=on_frame, max_frames=5)
+    assert stats.frames_processed == 5
+    assert calls_after_first_frame == [3]  # frame 0 handed over, frame 1 waiting in the slot, frame 2 computed
+
+
+def test_host_opencv_threads_follow_the_engine():
+    from defi1.realtime.stream import host_opencv_threads
+
+    class Engine:
+        def __init__(self, engine, **attributes):
+            self.engine = engine
+            self.__dict__.update(attributes)
+    assert host_opencv_threads(Engine("onnxruntime", providers=["CPUExecutionProvider"])) == 1
+    assert host_opencv_threads(Engine("onnxruntime", providers=["CUDAExecutionProvider",
+                                                                "CPUExecutionProvider"])) is None
+    assert host_opencv_threads(Engine("opencv")) is None  # OpenCV's DNN module needs OpenCV's threads
+    assert host_opencv_threads(lambda batch: batch) is None  # an unknown forward pass: left alone
+    assert host_opencv_threads(Engine("keras")) == 1  # no accelerator in the tests
+
+
+def test_opencv_is_single_threaded_during_a_cpu_engine_stream_then_restored(small_video, mini_model):
+    from defi1.yolo.detector import Detector
+
+    detector = Detector(mini_model, input_size=64, conf_threshold=0.3)
+    previous = cv2.getNumThreads()
+    seen = []
+    try:
+        cv2.setNumThreads(3)
+        run_stream(str(small_video), detector, max_frames=3,
+                   on_frame=lambda image, detection, info: seen.append(cv2.getNumThreads()))
+        assert seen == [1, 1, 1] and cv2.getNumThreads() == 3
+        with pytest.raises(RuntimeError, match="stop here"):  # restored when the stream fails too
+            run_stream(str(small_video), detector, max_frames=3,
+                       on_frame=lambda image, detection, info: (_ for _ in ()).throw(RuntimeError("stop here")))
+        assert cv2.getNumThreads() == 3
+        seen.clear()
+        run_stream(str(small_video), BrightestPixelDetector(), draw=draw_box, max_frames=2,
+                   on_frame=lambda image, detection, info: seen.append(cv2.getNumThreads()))
+        assert seen == [3, 3]  # a detector of unknown engine: OpenCV left as it was
+    finally:
+        cv2.setNumThreads(previous)
 
 
 def test_engine_only_with_a_real_detector():
