@@ -147,8 +147,9 @@ def host_opencv_threads(forward) -> int | None:
     :mod:`defi1.realtime.engines` or a compiled Keras pass): ``1`` when that engine computes on the CPU and is not
     OpenCV itself; ``None`` (leave OpenCV as it is) for OpenCV's engine, a GPU, or an unknown forward pass.
 
-    On 2 cores, with ONNX Runtime on both, a 640×480 stream's OpenCV pool worker took 0.7 ms of CPU per frame for a
-    resize that one thread does in 0.5 ms; single-threaded, end-to-end FPS gained ~4 % (``benchmarks/RESULTS.md``).
+    On 2 cores, with ONNX Runtime on both, a 640×480 stream's OpenCV pool worker took 0.7 ms of CPU a frame beside
+    the pre-processing thread's 0.76 ms; single-threaded, pre-processing takes 0.72–0.87 ms in all
+    (``benchmarks/RESULTS.md``, Part 3).
     """
     engine = getattr(forward, "engine", None)
     if engine == "onnxruntime":
