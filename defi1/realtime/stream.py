@@ -11,8 +11,10 @@ end-to-end rate approaches the model's own::
 The slots between stages hold one item, so at most a handful of frames are in flight and the latency stays
 bounded. The pre-processing stage takes a frame only when the model has taken the previous one (the freshest frame
 in drop mode); the model stage starts its next frame as soon as it has one, without waiting for the caller's thread
-to take the previous result, so that the engine is never idle while frames are ready. Sinks and the ``on_frame`` callback run in the caller's thread: an exception there (``KeyboardInterrupt``
-included) stops the pipeline and propagates, after every sink has been closed (a recording keeps its frames). A
+to take the previous result, so that the engine is never idle while frames are ready.
+
+Sinks and the ``on_frame`` callback run in the caller's thread: an exception there (``KeyboardInterrupt`` included)
+stops the pipeline and propagates, after every sink has been closed (a recording keeps its frames). A
 ``KeyboardInterrupt`` (Ctrl-C, the way to stop a webcam) carries the figures so far as its ``stream_stats``
 attribute (a :class:`StreamStats`), so that the caller can still report them.
 
