@@ -125,10 +125,11 @@ class VideoCaptureSource(FrameSource):
     lets tests stand in for a device.
 
     ``file_decoder_threads``: FFmpeg's decoding threads for a video file (default 1; ``None`` or 0: FFmpeg's own
-    choice, one per core). In a stream the detector's engine already keeps every core busy, and FFmpeg's frame
-    threads only add work: on a 640×480 H.264 file, one thread decodes a frame in 0.5 ms of CPU time where FFmpeg's
-    default takes 0.8 ms, in the same wall time (``benchmarks/RESULTS.md``, Part 3). Cameras and network streams keep
-    FFmpeg's default, so that a large live stream is always decoded at its own rate.
+    choice, one per core). In a stream the detector's engine already keeps every core busy, so decoding in parallel
+    gains no time: alone, one thread decodes a 640×480 H.264 frame in 0.5 ms of CPU time where FFmpeg's default takes
+    0.8 ms, in the same wall time; inside a stream the difference is within the noise (``benchmarks/RESULTS.md``,
+    Part 3). Cameras and network streams keep FFmpeg's default, so that a large live stream is always decoded at its
+    own rate.
     """
 
     def __init__(self, spec, *, reconnect_attempts: int = 3, reconnect_delay: float = 0.5,
