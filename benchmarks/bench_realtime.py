@@ -12,11 +12,13 @@ when absent), on a generated 640×480 video. In alternating rounds:
   ``--opencv-darknet CFG`` where OpenCV 4 still has it), decode the heads, ``NMSBoxesBatched``, draw.
 
 Each round gives both end-to-end FPS (and each engine's forward-only FPS: defi1's half just before and half just
-after its stream, so that e2e / model-only compares figures of the same moment on a machine whose speed drifts); the
-ratio defi1 / OpenCV per round and its median, and defi1's end-to-end / model-only median and quartiles, are printed
-with the machine, the load and the versions. ``--candidates`` also times the forward pass of
-every engine candidate (Keras graph, Keras + XLA, OpenCV DNN, ONNX Runtime with 1 and all threads), wall time and
-process CPU time per frame, interleaved.
+after its stream, so that e2e / model-only compares figures of the same moment on a machine whose speed drifts; with
+two model stages, :func:`defi1.realtime.bench.time_model_around` times both the stages' two engine instances at once
+and the engine one frame at a time, and e2e is compared with the faster); the ratio defi1 / OpenCV per round and its
+median, and defi1's end-to-end / model-only median and quartiles, are printed with the machine, the load and the
+versions. ``--model-workers 1`` measures the single model stage (the latency-first path of cameras).
+``--candidates`` also times the forward pass of every engine candidate (Keras graph, Keras + XLA, OpenCV DNN, ONNX
+Runtime with 1 and all threads), wall time and process CPU time per frame, interleaved.
 
     python benchmarks/bench_realtime.py                       # 5 rounds of 100 frames
     python benchmarks/bench_realtime.py --rounds 3 --frames 60 --candidates
@@ -121,6 +123,8 @@ def main(argv=None):
     parser.add_argument("--frames", type=int, default=100, help="frames per round and pipeline")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds")
     parser.add_argument("--engine", default="auto", help="defi1's engine (default auto, as the commands)")
+    parser.add_argument("--model-workers", type=int, default=None, help="defi1's model stages (default: as "
+                        "detect stream on a video file)")
     parser.add_argument("--opencv-darknet", metavar="CFG", help="OpenCV loop on readNetFromDarknet(CFG, --weights) "
                         "(OpenCV 4) instead of defi1's ONNX file")
     parser.add_argument("--candidates", action="store_true", help="also time every engine candidate's forward pass")
@@ -131,7 +135,7 @@ def main(argv=None):
 
     from defi1.environment import cpu_flags, describe, load_average
     from defi1.files import atomic_save_model, atomic_write_json
-    from defi1.realtime.bench import time_forward_around
+    from defi1.realtime.bench import time_model_around
     from defi1.realtime.engines import describe_engine, exported_onnx_path, load_detector, make_forward
     from defi1.realtime.stream import run_stream
     from defi1.realtime.video import write_synthetic_video
@@ -178,22 +182,33 @@ def main(argv=None):
     for round_index in range(arguments.rounds):
         # defi1's model-only rate is measured half just before and half just after its stream: the machine's speed
         # drifts within seconds, and e2e / model-only must compare figures of the same moment.
-        def stream():
+        def stream(workers):
             cpu_started = time.process_time()
-            stats = run_stream(str(video), detector, max_frames=arguments.frames + 1, mode="every", overlay=False)
+            stats = run_stream(str(video), detector, max_frames=arguments.frames + 1, mode="every", overlay=False,
+                               model_workers=workers)
             return stats, (time.process_time() - cpu_started) / (arguments.frames + 1) * 1000.0
-        model_only, (stats, cpu_ms) = time_forward_around(detector.forward, batch, stream, frames=arguments.frames,
-                                                          warmup=2)
-        defi1_model, before, after = model_only["fps"], model_only["fps_before"], model_only["fps_after"]
+        model_only, (stats, cpu_ms) = time_model_around(detector.forward, batch, stream, mode="every",
+                                                        model_workers=arguments.model_workers,
+                                                        frames=arguments.frames, warmup=2)
+        defi1_model, before, after = model_only["best_fps"], model_only["fps_before"], model_only["fps_after"]
+        one_at_a_time = model_only["one_at_a_time"]
         opencv_fps, opencv_model = opencv_loop(net, output_names, heads, video, input_size=size,
                                                frames=arguments.frames)
         row = {"defi1_fps": stats.fps_end_to_end, "defi1_model_fps": defi1_model,
-               "defi1_model_fps_before_after": [before, after], "defi1_cpu_ms_per_frame": cpu_ms,
+               "defi1_model_workers": model_only["model_workers"], "defi1_model_fps_stages": model_only["fps"],
+               "defi1_model_fps_one_at_a_time": one_at_a_time["fps"] if one_at_a_time else model_only["fps"],
+               "defi1_model_fps_before_after": [before, after],
+               "defi1_latency_ms_median": float(np.median(stats.latency_ms[1:])),
+               "defi1_cpu_ms_per_frame": cpu_ms,
                "opencv_fps": opencv_fps, "opencv_model_fps": opencv_model,
                "ratio": stats.fps_end_to_end / opencv_fps if opencv_fps else 0.0, "load": load_average()}
         rows.append(row)
-        print(f"round {round_index + 1}: defi1 {row['defi1_fps']:5.1f} FPS end to end (model {before:5.1f} before, "
-              f"{after:5.1f} after; e2e/model {row['defi1_fps'] / defi1_model:.2f}; CPU {cpu_ms:4.1f} ms per frame); "
+        stages = (f"{model_only['model_workers']} stages {model_only['fps']:5.1f} ({before:5.1f} before, {after:5.1f} "
+                  f"after), 1 at a time {one_at_a_time['fps']:5.1f}" if one_at_a_time else
+                  f"{before:5.1f} before, {after:5.1f} after")
+        print(f"round {round_index + 1}: defi1 {row['defi1_fps']:5.1f} FPS end to end (model {stages}; "
+              f"e2e/model {row['defi1_fps'] / defi1_model:.2f}; latency {row['defi1_latency_ms_median']:4.1f} ms; "
+              f"CPU {cpu_ms:4.1f} ms per frame); "
               f"OpenCV loop {opencv_fps:5.1f} FPS (forward {opencv_model:5.1f}); ratio {row['ratio']:.2f}; "
               f"load {row['load']}", flush=True)
     ratios = [row["ratio"] for row in rows]

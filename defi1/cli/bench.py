@@ -15,6 +15,9 @@ def register(parser):
     parser.add_argument("--warmup", type=int, default=5, help="untimed calls before timing (default 5)")
     parser.add_argument("--mode", choices=("every", "drop"), default="every",
                         help="every: every frame of the video (throughput); drop: play it in real time")
+    parser.add_argument("--model-workers", type=int, default=None, metavar="N",
+                        help="frames in the model at once (default as detect stream: 2 in every mode on a CPU with "
+                             "2 cores or more and the keras or onnxruntime engine, else 1)")
     parser.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU; keras engine)")
     parser.add_argument("--json", metavar="OUT.json", help="also write the figures as JSON")
     parser.set_defaults(handler=run_bench)
@@ -32,7 +35,8 @@ def run_bench(arguments):
         ensure_output_dir(Path(arguments.json).parent)
     result = benchmark(arguments.model, source=arguments.source, engine=arguments.engine,
                        input_size=arguments.input_size, frames=arguments.frames, warmup=arguments.warmup,
-                       mode=arguments.mode, mixed_precision=arguments.mixed_precision)
+                       mode=arguments.mode, mixed_precision=arguments.mixed_precision,
+                       model_workers=arguments.model_workers)
     print(format_benchmark(result))
     if arguments.json:
         from defi1.files import atomic_write_json

@@ -76,10 +76,23 @@ class OnnxRuntimeForward:
         self.input_name = inputs[0].name
         self.output_names = [output.name for output in self.session.get_outputs()]
         self.providers = self.session.get_providers()
+        self._replicas = {}
 
     def __call__(self, batch) -> list[np.ndarray]:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         return self.session.run(self.output_names, {self.input_name: batch})
+
+    def replicas(self, count: int) -> list:
+        """``count`` sessions of the same file, for ``count`` frames at once (:func:`parallel_forwards`): each has
+        ``max(1, threads // count)`` intra-op threads and the same providers. Built once per ``count`` (the same
+        sessions on every call); ``count <= 1``: ``[self]``."""
+        if count <= 1:
+            return [self]
+        if count not in self._replicas:
+            threads = max(1, self.threads // count)
+            self._replicas[count] = [OnnxRuntimeForward(self.path, threads=threads, providers=self.providers)
+                                     for _ in range(count)]
+        return self._replicas[count]
 
 
 class OpenCVForward:
@@ -119,6 +132,27 @@ class OpenCVForward:
             self.net.setInput(image[None])
             results.append([np.array(output, dtype=np.float32) for output in self.net.forward(self.output_names)])
         return [np.concatenate(outputs) if len(outputs) > 1 else outputs[0] for outputs in zip(*results)]
+
+
+def parallel_forwards(forward, count: int) -> list:
+    """``count`` forward passes of the same network that may run at the same time, each on its own frame (the
+    model stages of :func:`defi1.realtime.stream.run_stream` with ``model_workers``).
+
+    ONNX Runtime: ``count`` sessions sharing the cores (:meth:`OnnxRuntimeForward.replicas`). Keras: the same
+    compiled pass ``count`` times (TensorFlow and JAX run concurrent calls of one compiled function). ``count <= 1``:
+    ``[forward]``. Raises ``ValueError`` for an engine that cannot (OpenCV's DNN: its thread count is process-wide
+    and a network runs one input at a time; any other callable).
+    """
+    if count <= 1:
+        return [forward]
+    replicas = getattr(forward, "replicas", None)
+    if replicas is not None:
+        return replicas(count)
+    engine = getattr(forward, "engine", None)
+    if engine == "keras":
+        return [forward] * count
+    raise ValueError(f"the {engine or 'given'} engine cannot run {count} frames at once: use one model worker "
+                     "(--model-workers 1), or the keras or onnxruntime engine")
 
 
 def cache_root() -> Path:

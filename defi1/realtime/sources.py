@@ -387,4 +387,5 @@ class CaptureThread:
     def stop(self) -> None:
         """Ask the thread to stop and wait for it (at most a few seconds: a blocked device read is abandoned)."""
         self._stop.set()
-        self._thread.join(timeout=5.0)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=5.0)

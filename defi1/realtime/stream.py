@@ -13,6 +13,14 @@ bounded. The pre-processing stage takes a frame only when the model has taken th
 in drop mode); the model stage starts its next frame as soon as it has one, without waiting for the caller's thread
 to take the previous result, so that the engine is never idle while frames are ready.
 
+With ``model_workers=2`` (the default for every-frame mode on a CPU engine with at least 2 cores), two model stages
+take alternate frames, each on its own engine instance with half the threads (:func:`default_model_workers`,
+:func:`defi1.realtime.engines.parallel_forwards`), and the caller's thread puts the results back in frame order.
+On 2 cores, one ONNX Runtime session on both cores synchronises its two threads at every layer; two one-thread
+sessions on alternate frames do not, and gave about 20 % more frames per second, at the cost of a longer time per
+frame (``benchmarks/RESULTS.md``, Part 3). Real time (drop mode, a camera) keeps one model stage: there the latency
+of each frame counts, and the newest frame is the one to show.
+
 Sinks and the ``on_frame`` callback run in the caller's thread: an exception there (``KeyboardInterrupt`` included)
 stops the pipeline and propagates, after every sink has been closed (a recording keeps its frames). A
 ``KeyboardInterrupt`` (Ctrl-C, the way to stop a webcam) carries the figures so far as its ``stream_stats``
@@ -29,6 +37,7 @@ thread pool only added CPU time, taken from the forward pass (:func:`host_opencv
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 import time
@@ -51,7 +60,9 @@ class StreamStats:
     pays for compilation and is left out; it is reported as ``first_frame_ms``). ``latency_ms`` is capture to
     drawn-and-written, per frame; ``model_ms`` the model call alone. ``fps_model`` is ``1000 / mean(model_ms)``.
     ``frames_unreadable`` counts the frames of a video (images of a folder) skipped because they could not be
-    decoded; ``skipped`` names the skipped images of a folder.
+    decoded; ``skipped`` names the skipped images of a folder. ``model_workers`` is the number of model stages that
+    ran (frames in the model at once); ``fps_model`` is then ``model_workers * 1000 / mean(model_ms)``, the rate
+    those stages could sustain together.
     """
 
     source: str = ""
@@ -63,6 +74,7 @@ class StreamStats:
     frames_unreadable: int = 0
     skipped: list = field(default_factory=list)
     engine: str = ""
+    model_workers: int = 1
     elapsed_s: float = 0.0
     first_frame_ms: float = 0.0
     end_reason: str = ""
@@ -78,14 +90,15 @@ class StreamStats:
     @property
     def fps_model(self) -> float:
         steady = self.model_ms[1:] or self.model_ms
-        return 1000.0 / float(np.mean(steady)) if steady else 0.0
+        return self.model_workers * 1000.0 / float(np.mean(steady)) if steady else 0.0
 
     def summary(self) -> dict:
         """Plain numbers for reports and JSON: FPS, latency and model-time percentiles (ms), counts."""
         figures = {"source": self.source, "mode": self.mode, "frames_processed": self.frames_processed,
                    "frames_captured": self.frames_captured, "frames_dropped": self.frames_dropped,
                    "reconnects": self.reconnects, "frames_unreadable": self.frames_unreadable,
-                   "skipped": list(self.skipped), "engine": self.engine, "elapsed_s": round(self.elapsed_s, 4),
+                   "skipped": list(self.skipped), "engine": self.engine,
+                   "model_workers": self.model_workers, "elapsed_s": round(self.elapsed_s, 4),
                    "fps_end_to_end": self.fps_end_to_end, "fps_model": self.fps_model,
                    "first_frame_ms": self.first_frame_ms, "end_reason": self.end_reason}
         figures.update(latency_percentiles(self.latency_ms[1:] or self.latency_ms, prefix="latency_ms"))
@@ -96,7 +109,8 @@ class StreamStats:
         """One line of the figures for people (what ``defi1 detect stream`` prints)."""
         summary = self.summary()
         return (f"{summary['frames_processed']} frames from {summary['source']} ({summary['mode']} mode): "
-                f"{summary['fps_end_to_end']:.1f} FPS end to end, model {summary['fps_model']:.1f} FPS, "
+                f"{summary['fps_end_to_end']:.1f} FPS end to end, model {summary['fps_model']:.1f} FPS"
+                + (f" ({self.model_workers} frames at once)" if self.model_workers > 1 else "") + ", "
                 f"latency median {summary['latency_ms_median']:.0f} ms (p90 {summary['latency_ms_p90']:.0f}, "
                 f"p99 {summary['latency_ms_p99']:.0f}), dropped {summary['frames_dropped']}, "
                 f"reconnects {summary['reconnects']}, unreadable {summary['frames_unreadable']}"
@@ -121,19 +135,19 @@ class DetectorStages:
     else the detector's own compiled one; see :func:`defi1.yolo.detector.infer_decoded`: decoding compiled with the
     network when the engine offers ``detect``, NumPy decoding of the raw heads otherwise) and thresholds + NMS
     (``Detector.postprocess``). Any other object runs whole through ``detect`` in the model stage.
+    :meth:`infer_on` gives the ``infer`` of another instance of the same engine (a model stage of its own).
     """
 
     def __init__(self, detector, *, forward=None):
-        from defi1.yolo.detector import Detector, infer_decoded
+        from defi1.yolo.detector import Detector
 
+        self.detector = detector
         self.staged = isinstance(detector, Detector)
         if self.staged:
             forward = forward or detector.forward
             self.forward = forward
             self.preprocess = lambda image: detector.preprocess([image])  # (batch, letterboxes, image sizes)
-            self.infer = lambda prepared: infer_decoded(forward, prepared[0], detector.heads,
-                                                        input_size=detector.input_size,
-                                                        min_objectness=detector.conf_threshold)
+            self.infer = self.infer_on(forward)
             self.postprocess = lambda decoded, prepared: detector.postprocess(decoded, *prepared[1:])[0]
         elif forward is not None:
             raise ValueError("an engine (forward=) can only be used with a defi1.yolo.detector.Detector")
@@ -142,6 +156,16 @@ class DetectorStages:
             self.preprocess = lambda image: image
             self.infer = lambda image: detector.detect(image)[0]
             self.postprocess = lambda raw, prepared: raw
+
+    def infer_on(self, forward):
+        """``infer(prepared) -> raw`` running the network on ``forward`` (an instance of this detector's engine)."""
+        from defi1.yolo.detector import infer_decoded
+
+        if not self.staged:
+            return self.infer
+        detector = self.detector
+        return lambda prepared: infer_decoded(forward, prepared[0], detector.heads, input_size=detector.input_size,
+                                              min_objectness=detector.conf_threshold)
 
 
 def host_opencv_threads(forward) -> int | None:
@@ -162,6 +186,46 @@ def host_opencv_threads(forward) -> int | None:
 
         return None if on_gpu() else 1
     return None
+
+
+def default_model_workers(forward, mode: str) -> int:
+    """How many frames the model stages of :func:`run_stream` work on at once: ``2`` in ``"every"`` mode (files,
+    folders: throughput counts) when ``forward`` computes on a CPU of at least 2 cores with ONNX Runtime or Keras
+    (:func:`host_opencv_threads`), else ``1`` (drop mode: a camera's latency counts; GPU; OpenCV's engine).
+
+    Measured on 2 cores (``benchmarks/RESULTS.md``, Part 3): two one-thread ONNX Runtime sessions on alternate
+    frames gave 61.7 FPS end to end, one two-thread session 53.1 FPS.
+    """
+    import os
+
+    if mode != "every" or (os.cpu_count() or 1) < 2 or host_opencv_threads(forward) != 1:
+        return 1
+    return 2
+
+
+def model_stage_forwards(forward, mode: str, *, model_workers: int | None = None, pipeline: bool = True) -> list:
+    """The engine instances that :func:`run_stream`'s model stages run on, one per stage: ``model_workers`` of them
+    (default :func:`default_model_workers`; 1 without the pipeline or without an engine, ``forward=None``) from
+    :func:`defi1.realtime.engines.parallel_forwards`. Benchmarks time these same instances as the model-only figure.
+
+    Raises ``ValueError`` for fewer than 1, for more than 1 without the pipeline, and for an engine that cannot run
+    several frames at once.
+    """
+    from defi1.realtime.engines import parallel_forwards
+
+    if model_workers is None:
+        model_workers = default_model_workers(forward, mode) if pipeline and forward is not None else 1
+    model_workers = int(model_workers)
+    if model_workers < 1:
+        raise ValueError(f"model workers: {model_workers}, expected 1 or more")
+    if model_workers > 1 and not pipeline:
+        raise ValueError(f"{model_workers} model workers need the pipeline (leave out --no-pipeline)")
+    if forward is None:
+        if model_workers > 1:
+            raise ValueError(f"{model_workers} model workers need a defi1 Detector (a detector given only as an "
+                             "object with detect() runs in one model stage)")
+        return [None]
+    return parallel_forwards(forward, model_workers)
 
 
 def draw_overlay(image: np.ndarray, lines) -> np.ndarray:
@@ -214,7 +278,9 @@ class _Slot:
 
 class _Worker:
     """A pipeline stage on its own thread: ``function(item)`` from ``inputs`` to the :class:`_Slot` ``outputs``;
-    ``_END`` passes through; an exception is kept for the caller and ends the stage.
+    ``_END`` passes through; an exception is kept for the caller and ends the stage. Several workers may take from
+    the same :class:`_Slot` (``shared_inputs``): each puts ``_END`` back there for the next one, so that every one
+    of them ends.
 
     ``on_demand=True``: take new work only once the next stage has taken the previous result (no finished item waits
     in this thread's hands: bounded latency, fresher frames in drop mode). ``False``: start the next item at once and
@@ -222,9 +288,10 @@ class _Worker:
     caller's thread to wake up would leave the engine idle on every frame).
     """
 
-    def __init__(self, name, function, inputs, outputs: _Slot, stop: threading.Event, *, on_demand: bool = True):
+    def __init__(self, name, function, inputs, outputs: _Slot, stop: threading.Event, *, on_demand: bool = True,
+                 shared_inputs: _Slot | None = None):
         self.function, self.inputs, self.outputs, self.stop = function, inputs, outputs, stop
-        self.on_demand = on_demand
+        self.on_demand, self.shared_inputs = on_demand, shared_inputs
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -237,6 +304,8 @@ class _Worker:
                 if item is _EMPTY:
                     continue
                 if item is _END:
+                    if self.shared_inputs is not None:
+                        self.shared_inputs.put(_END, self.stop)
                     break
                 result = self.function(item)
                 if not self.outputs.put(result, self.stop):
@@ -246,10 +315,52 @@ class _Worker:
         self.outputs.put(_END, self.stop)
 
 
+def _numbered(function):
+    """``function`` for a stage that numbers its items: ``frame -> (n, function(frame))`` with ``n`` = 0, 1, 2 ... in
+    the order of the calls (one thread calls it) for the first stage; ``(n, item) -> (n, function(item))`` after it."""
+    counter = itertools.count()
+
+    def numbered(item):
+        if isinstance(item, _Numbered):
+            return _Numbered(item.number, function(item.value))
+        return _Numbered(next(counter), function(item))
+    return numbered
+
+
+@dataclass(frozen=True)
+class _Numbered:
+    number: int
+    value: object
+
+
+class _InOrder:
+    """The results of the model stages in the order of their numbers (stages working on alternate frames finish
+    out of order): ``next()`` returns the next one, ``_EMPTY`` while it is not there yet, ``_END`` once every model
+    stage has ended (or as soon as one has failed: the caller raises its error)."""
+
+    def __init__(self, get, model_stages):
+        self.get, self.model_stages = get, model_stages
+        self.pending, self.expected, self.ended = {}, 0, 0
+
+    def next(self):
+        while self.expected not in self.pending:
+            item = self.get()
+            if item is _EMPTY:
+                return _EMPTY
+            if item is _END:
+                self.ended += 1
+                if self.ended == len(self.model_stages) or any(stage.error is not None for stage in self.model_stages):
+                    return _END
+                continue
+            self.pending[item.number] = item.value
+        self.expected += 1
+        return self.pending.pop(self.expected - 1)
+
+
 
 def run_stream(source, detector, *, sinks=(), on_frame=None, max_frames: int | None = None, mode: str | None = None,
                forward=None, draw=None, overlay: bool = True, pipeline: bool = True,
-               source_options: dict | None = None, progress=None) -> StreamStats:
+               source_options: dict | None = None, progress=None, model_workers: int | None = None) -> StreamStats:
     """Run ``detector`` on every frame of ``source`` (newest-frame policy in ``drop`` mode) until the source ends,
     ``max_frames`` frames are processed, a sink or ``on_frame`` asks to stop, or an exception (Ctrl-C) is raised.
 
@@ -268,6 +379,10 @@ def run_stream(source, detector, *, sinks=(), on_frame=None, max_frames: int | N
         overlay: draw FPS, latency and dropped frames on the frame.
         pipeline: run pre-processing, model and post-processing in separate threads (``False``: one thread after
             capture, simpler to debug).
+        model_workers: frames in the model at once, each model stage on its own instance of the engine (see the
+            module docstring); default :func:`default_model_workers`. Results are always handed on in frame order.
+            More than 1 needs the pipeline and an engine that :func:`~defi1.realtime.engines.parallel_forwards`
+            can copy (``ValueError`` otherwise).
         progress: optional ``tqdm``-like object with ``update(n)``.
 
     Returns:
@@ -288,6 +403,8 @@ def run_stream(source, detector, *, sinks=(), on_frame=None, max_frames: int | N
     first_done = None
     opencv_threads, previous_opencv_threads = host_opencv_threads(stages.forward), cv2.getNumThreads()
     try:
+        forwards = model_stage_forwards(stages.forward, stats.mode, model_workers=model_workers, pipeline=pipeline)
+        stats.model_workers = len(forwards)
         if opencv_threads:
             cv2.setNumThreads(opencv_threads)
         capture.start()
@@ -301,20 +418,27 @@ def run_stream(source, detector, *, sinks=(), on_frame=None, max_frames: int | N
         def preprocess(frame):
             return frame, stages.preprocess(frame.image)
 
-        def infer(item):
-            frame, prepared = item
-            started = time.perf_counter()
-            raw = stages.infer(prepared)
-            return frame, prepared, raw, (time.perf_counter() - started) * 1000.0
+        def timed(infer):
+            def infer_timed(item):
+                frame, prepared = item
+                started = time.perf_counter()
+                raw = infer(prepared)
+                return frame, prepared, raw, (time.perf_counter() - started) * 1000.0
+            return infer_timed
 
         if pipeline:
             prepared_slot, raw_slot = _Slot(), _Slot()
-            workers = [_Worker("preprocess", preprocess, next_frame, prepared_slot, stop),
-                       _Worker("model", infer, prepared_slot.get, raw_slot, stop, on_demand=False)]
+            workers = [_Worker("preprocess", _numbered(preprocess), next_frame, prepared_slot, stop)]
+            for index, instance in enumerate(forwards):
+                infer = stages.infer if len(forwards) == 1 else stages.infer_on(instance)
+                workers.append(_Worker(f"model-{index}", _numbered(timed(infer)), prepared_slot.get, raw_slot, stop,
+                                       on_demand=False, shared_inputs=prepared_slot if len(forwards) > 1 else None))
             for worker in workers:
                 worker.thread.start()
-            next_result = raw_slot.get
+            next_result = _InOrder(raw_slot.get, workers[1:]).next
         else:
+            infer = timed(stages.infer)
+
             def next_result():
                 frame = next_frame()
                 return frame if frame is _EMPTY or frame is _END else infer(preprocess(frame))

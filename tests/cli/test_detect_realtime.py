@@ -22,6 +22,20 @@ def test_detect_stream_saves_video_and_figures(mini_model_path, small_video, tmp
     assert "10 frames from" in capsys.readouterr().out
 
 
+def test_detect_stream_model_workers(mini_model_path, small_video, tmp_path, capsys):
+    figures = tmp_path / "figures.json"
+    assert main(["detect", "stream", "--model", str(mini_model_path), "--source", str(small_video), "--engine",
+                 "keras", "--model-workers", "2", "--input-size", "64", "--json", str(figures)]) == 0
+    summary = json.loads(figures.read_text())
+    assert summary["model_workers"] == 2 and summary["frames_processed"] == 30
+    assert "(2 frames at once)" in capsys.readouterr().out
+    assert main(["detect", "stream", "--model", str(mini_model_path), "--source", str(small_video), "--engine",
+                 "opencv", "--model-workers", "2", "--input-size", "64"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.endswith("the opencv engine cannot run 2 frames at once: use one model worker (--model-workers 1), "
+                          "or the keras or onnxruntime engine") and len(error.splitlines()) == 1
+
+
 def test_detect_stream_missing_camera(mini_model_path, capsys):
     assert main(["detect", "stream", "--model", str(mini_model_path), "--source", "7", "--reconnect", "0"]) == 1
     assert "camera 7: cannot be opened" in capsys.readouterr().err

@@ -63,3 +63,71 @@ def test_format_benchmark_known_figures():
     assert lines[4].startswith("end-to-end / model-only: 0.90; frames processed 101, dropped 0 (every mode)")
     assert lines[6] == "engine: onnxruntime, 2 threads (--engine)"
     assert lines[7] == "CPU flags: avx2 fma; load average 1.00 0.50 0.20"
+
+
+class RecordingEngine:
+    """An engine that records its calls: ``(name, thread, start, end)`` in ``events`` (shared by its replicas,
+    named ``stage-0``, ``stage-1`` ...); each call lasts ``call_s``."""
+
+    engine = "onnxruntime"
+    providers = ["CPUExecutionProvider"]
+
+    def __init__(self, name="one", events=None, call_s=0.0):
+        self.name, self.events, self.call_s = name, events if events is not None else [], call_s
+
+    def __call__(self, batch):
+        import threading
+        import time
+
+        started = time.perf_counter()
+        time.sleep(self.call_s)
+        self.events.append((self.name, threading.get_ident(), started, time.perf_counter()))
+        return [batch]
+
+    def replicas(self, count):
+        return [RecordingEngine(f"stage-{index}", self.events, self.call_s) for index in range(count)]
+
+
+def test_time_forward_calls_several_instances_at_the_same_time():
+    events = []
+    instances = RecordingEngine(events=events, call_s=0.02).replicas(2)
+    figures = time_forward(instances, np.zeros((1, 8, 8, 3), np.float32), frames=7, warmup=2)
+    warmup, timed = events[:4], events[4:]
+    assert [name for name, *_ in warmup] == ["stage-0", "stage-1"] * 2  # each instance warmed up
+    assert figures["frames"] == len(timed) == 7
+    assert sorted(name for name, *_ in timed) == ["stage-0"] * 4 + ["stage-1"] * 3  # the calls taken in turn
+    assert len({thread for _, thread, *_ in timed}) == 2  # one thread each
+    first = [(start, end) for name, _, start, end in timed if name == "stage-0"]
+    second = [(start, end) for name, _, start, end in timed if name == "stage-1"]
+    assert any(start_a < end_b and start_b < end_a for start_a, end_a in first for start_b, end_b in second)
+    assert figures["fps"] > 0
+
+
+def test_time_model_around_times_the_stages_and_one_at_a_time_around_the_stream():
+    from defi1.realtime.bench import time_model_around
+
+    events, tasks = [], []
+    engine = RecordingEngine(events=events)
+
+    def task(workers):
+        tasks.append(workers)
+        events.append(("task",))
+        return "stream"
+    figures, result = time_model_around(engine, np.zeros((1, 8, 8, 3), np.float32), task, model_workers=2,
+                                        frames=6, warmup=2)
+    names = [event[0] for event in events]
+    assert result == "stream" and tasks == [2]
+    # one at a time: 2 warm-up + 3 timed calls; the two stages: 2 x 2 warm-up + 3 timed; the stream; the stages:
+    # 2 warm-up + 3 timed; one at a time: 1 warm-up + 3 timed
+    task_at = names.index("task")
+    assert names[:5] == ["one"] * 5 and names[-4:] == ["one"] * 4
+    assert sorted(names[5:task_at]) == ["stage-0"] * 4 + ["stage-1"] * 3
+    assert sorted(names[task_at + 1:-4]) == ["stage-0"] * 3 + ["stage-1"] * 2
+    assert figures["model_workers"] == 2 and figures["frames"] == 6 and figures["one_at_a_time"]["frames"] == 6
+    assert figures["best_fps"] == max(figures["fps"], figures["one_at_a_time"]["fps"])
+
+    events.clear()
+    figures, _ = time_model_around(engine, np.zeros((1, 8, 8, 3), np.float32), task, model_workers=1, frames=4,
+                                   warmup=1)
+    assert tasks == [2, 1] and figures["one_at_a_time"] is None and figures["best_fps"] == figures["fps"]
+    assert [event[0] for event in events] == ["one"] * 3 + ["task"] + ["one"] * 3

@@ -168,3 +168,29 @@ def test_opencv_engine_names_a_file_it_cannot_load(tmp_path):
     (tmp_path / "broken.onnx").write_bytes(b"not onnx")
     with pytest.raises(ValueError, match="broken.onnx: OpenCV's DNN module cannot load this model"):
         OpenCVForward(tmp_path / "broken.onnx")
+
+
+@requires_onnx_export
+def test_onnxruntime_replicas_share_the_threads_and_agree(onnx_path):
+    from defi1.realtime.engines import parallel_forwards
+
+    forward = OnnxRuntimeForward(onnx_path, threads=4)
+    copies = parallel_forwards(forward, 2)
+    assert [copy.threads for copy in copies] == [2, 2] and copies[0] is not copies[1]
+    assert all(copy.providers == forward.providers and copy.path == forward.path for copy in copies)
+    assert parallel_forwards(forward, 2) == copies  # built once: the benchmark times the stream's own instances
+    assert parallel_forwards(forward, 1) == [forward]
+    assert [copy.threads for copy in OnnxRuntimeForward(onnx_path, threads=1).replicas(2)] == [1, 1]
+    batch = np.random.default_rng(5).random((1, 64, 64, 3), dtype=np.float32)
+    for copy in copies:
+        for reference, found in zip(forward(batch), copy(batch), strict=True):
+            np.testing.assert_allclose(found, reference, atol=1e-5)
+
+
+def test_keras_engine_runs_two_frames_on_one_compiled_pass(mini_model):
+    from defi1.realtime.engines import parallel_forwards
+
+    forward = make_forward(mini_model, "keras")
+    assert parallel_forwards(forward, 2) == [forward, forward]
+    with pytest.raises(ValueError, match="the given engine cannot run 3 frames at once"):
+        parallel_forwards(lambda batch: [batch], 3)

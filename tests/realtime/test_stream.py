@@ -1,5 +1,6 @@
 """Tests of defi1.realtime.stream.run_stream with a stand-in detector (see conftest.py)."""
 
+import os
 import time
 
 import cv2
@@ -270,3 +271,114 @@ def test_pipeline_slot_hands_over_one_item_and_waits_without_spinning():
     thread.start()
     thread.join()
     assert cpu_seconds["waiting"] < 0.02
+
+
+class RawHeadEngine:
+    """Raw heads of ``model``, as ONNX Runtime returns them, after ``delay_s``; ``replicas(count)`` gives ``count``
+    copies, the first one slow (``slow_s``) so that the model stages finish their frames out of order;
+    ``fail_at_call`` makes a copy raise on that call."""
+
+    engine = "onnxruntime"
+    providers = ["CPUExecutionProvider"]
+
+    def __init__(self, model, *, delay_s=0.0, slow_s=0.08, fail_at_call=None):
+        self.model, self.delay_s, self.slow_s, self.fail_at_call = model, delay_s, slow_s, fail_at_call
+        self.calls = 0
+        self.copies = []
+
+    def __call__(self, batch):
+        import keras
+
+        time.sleep(self.delay_s)
+        self.calls += 1
+        if self.calls == self.fail_at_call:
+            raise RuntimeError(f"engine failed at call {self.calls}")
+        return [keras.ops.convert_to_numpy(output) for output in self.model(batch, training=False)]
+
+    def replicas(self, count):
+        self.copies = [RawHeadEngine(self.model, delay_s=self.slow_s if index == 0 else 0.0,
+                                     fail_at_call=self.fail_at_call if index == 1 else None)
+                       for index in range(count)]
+        return self.copies
+
+
+def test_two_model_stages_give_every_frame_in_order_with_the_detections_of_one(small_video, mini_model):
+    from defi1.yolo.detector import Detector
+
+    detector = Detector(mini_model, input_size=64, conf_threshold=0.3)
+    found = {}
+    for workers in (1, 2):
+        engine = RawHeadEngine(mini_model)
+        found[workers] = []
+        stats = run_stream(str(small_video), detector, forward=engine, model_workers=workers, mode="every",
+                           on_frame=lambda image, detection, info, seen=found[workers]: seen.append(
+                               (info["index"], detection)))
+        assert stats.frames_processed == 30 and stats.end_reason == "end of file"  # every stage saw the end
+        assert stats.model_workers == workers and stats.summary()["model_workers"] == workers
+        assert [index for index, _ in found[workers]] == list(range(30))
+    copies = engine.copies
+    # The slow copy took few frames, the fast one the others: they finished out of order, and came out in order.
+    assert copies[0].calls + copies[1].calls == 30 and copies[1].calls > copies[0].calls > 0
+    assert sum(len(detection) for _, detection in found[1]) > 0
+    for (_, expected), (_, detection) in zip(found[1], found[2], strict=True):
+        np.testing.assert_array_equal(detection.boxes, expected.boxes)
+        np.testing.assert_array_equal(detection.scores, expected.scores)
+
+
+def test_an_error_in_one_of_two_model_stages_stops_the_stream(small_video, mini_model):
+    from defi1.yolo.detector import Detector
+
+    class ClosingSink:
+        closed = False
+
+        def write(self, image, info):
+            return False
+
+        def close(self):
+            self.closed = True
+    detector = Detector(mini_model, input_size=64, conf_threshold=0.3)
+    sink = ClosingSink()
+    with pytest.raises(RuntimeError, match="engine failed at call 3"):
+        run_stream(str(small_video), detector, forward=RawHeadEngine(mini_model, fail_at_call=3), model_workers=2,
+                   sinks=[sink])
+    assert sink.closed
+
+
+def test_default_model_workers_follow_the_mode_the_engine_and_the_cores(monkeypatch):
+    from defi1.realtime import stream
+
+    class Engine:
+        def __init__(self, engine, providers=("CPUExecutionProvider",)):
+            self.engine, self.providers = engine, list(providers)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert stream.default_model_workers(Engine("onnxruntime"), "every") == 2
+    assert stream.default_model_workers(Engine("keras"), "every") == 2  # no accelerator in the tests
+    assert stream.default_model_workers(Engine("onnxruntime"), "drop") == 1  # a camera: latency first
+    assert stream.default_model_workers(Engine("onnxruntime", ["CUDAExecutionProvider"]), "every") == 1
+    assert stream.default_model_workers(Engine("opencv"), "every") == 1
+    assert stream.default_model_workers(lambda batch: batch, "every") == 1
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert stream.default_model_workers(Engine("onnxruntime"), "every") == 1
+
+
+def test_model_workers_that_cannot_run_are_refused(small_video, mini_model):
+    from defi1.realtime.stream import model_stage_forwards
+    from defi1.yolo.detector import Detector
+
+    class OpenCVEngine:
+        engine = "opencv"
+    with pytest.raises(ValueError, match="the opencv engine cannot run 2 frames at once"):
+        model_stage_forwards(OpenCVEngine(), "every", model_workers=2)
+    with pytest.raises(ValueError, match="model workers: 0, expected 1 or more"):
+        model_stage_forwards(OpenCVEngine(), "every", model_workers=0)
+    with pytest.raises(ValueError, match="2 model workers need the pipeline"):
+        run_stream(str(small_video), Detector(mini_model, input_size=64), model_workers=2, pipeline=False)
+    with pytest.raises(ValueError, match="2 model workers need a defi1 Detector"):
+        run_stream(str(small_video), BrightestPixelDetector(), draw=draw_box, model_workers=2)
+    assert model_stage_forwards(OpenCVEngine(), "every")[0].engine == "opencv"  # default: one stage
+
+
+def test_model_fps_counts_the_frames_in_the_model_at_once():
+    stats = StreamStats(model_ms=[500.0, 40.0, 40.0], model_workers=2)
+    assert stats.fps_model == pytest.approx(50.0)  # two stages of 40 ms each: 2 x 25 frames a second
+    assert "model 50.0 FPS (2 frames at once)" in stats.describe()
