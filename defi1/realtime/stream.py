@@ -13,12 +13,12 @@ bounded. The pre-processing stage takes a frame only when the model has taken th
 in drop mode); the model stage starts its next frame as soon as it has one, without waiting for the caller's thread
 to take the previous result, so that the engine is never idle while frames are ready.
 
-With ``model_workers=2`` (the default for every-frame mode on a CPU engine with at least 2 cores), two model stages
-take alternate frames, each on its own engine instance with half the threads (:func:`default_model_workers`,
+With ``model_workers=2`` (the default in every-frame mode when ONNX Runtime or Keras computes on a CPU of at least 2
+cores), two model stages take alternate frames, each on its own engine instance (:func:`default_model_workers`,
 :func:`defi1.realtime.engines.parallel_forwards`), and the caller's thread puts the results back in frame order.
 On 2 cores, one ONNX Runtime session on both cores synchronises its two threads at every layer; two one-thread
-sessions on alternate frames do not, and gave about 20 % more frames per second, at the cost of a longer time per
-frame (``benchmarks/RESULTS.md``, Part 3). Real time (drop mode, a camera) keeps one model stage: there the latency
+sessions on alternate frames do not: 58.3 FPS end to end against 51.0 with one stage (Keras: 46.8 against 40.1),
+with a median latency of 52 ms against 39 ms (``benchmarks/RESULTS.md``, Part 3). Real time (drop mode, a camera) keeps one model stage: there the latency
 of each frame counts, and the newest frame is the one to show.
 
 Sinks and the ``on_frame`` callback run in the caller's thread: an exception there (``KeyboardInterrupt`` included)
@@ -193,8 +193,8 @@ def default_model_workers(forward, mode: str) -> int:
     folders: throughput counts) when ``forward`` computes on a CPU of at least 2 cores with ONNX Runtime or Keras
     (:func:`host_opencv_threads`), else ``1`` (drop mode: a camera's latency counts; GPU; OpenCV's engine).
 
-    Measured on 2 cores (``benchmarks/RESULTS.md``, Part 3): two one-thread ONNX Runtime sessions on alternate
-    frames gave 61.7 FPS end to end, one two-thread session 53.1 FPS.
+    Measured on 2 cores (``benchmarks/RESULTS.md``, Part 3, alternating rounds): two one-thread ONNX Runtime
+    sessions on alternate frames gave 58.3 FPS end to end, one two-thread session 51.0 FPS.
     """
     import os
 

@@ -207,3 +207,11 @@ def test_capture_thread_reraises_source_errors(tmp_path):
     with pytest.raises(ImageReadError, match="b.png"):
         capture.get(timeout=1.0)
     capture.stop()
+
+
+def test_capture_thread_stopped_before_it_started():
+    # run_stream stops the capture in its finally block, also when the stream fails before starting it (a refused
+    # --model-workers): that used to raise "cannot join thread before it is started" over the real error.
+    capture = CaptureThread(CountingSource(3, 0.0), mode="every")
+    capture.stop()
+    assert capture.captured == 0
