@@ -30,8 +30,9 @@ DEFAULT_VIDEO_SIZE = (640, 480)
 def _forward_latencies(forward, batch, *, calls: int, warmup: int) -> tuple[float, list[float], float]:
     """``warmup`` calls of each instance (the very first one timed: tracing and compilation), then ``calls`` timed
     calls. ``forward``: one callable (calls one after the other), or a list of instances called at the same time,
-    each from its own thread, taking the calls in turn. Returns ``(warm-up ms, latencies in ms, seconds)``, the
-    seconds being the sum of the latencies for one callable and the wall time of the timed calls for several."""
+    each from its own thread, taking the calls in turn (an exception in one of them is raised here once all have
+    stopped). Returns ``(warm-up ms, latencies in ms, seconds)``, the seconds being the sum of the latencies for one
+    callable and the wall time of the timed calls for several."""
     instances = list(forward) if isinstance(forward, (list, tuple)) else [forward]
     started = time.perf_counter()
     instances[0](batch)
@@ -42,15 +43,22 @@ def _forward_latencies(forward, batch, *, calls: int, warmup: int) -> tuple[floa
         for instance in instances:
             instance(batch)
     latencies: list[float] = []
+    errors: list[BaseException] = []
 
     def timed_calls(instance, count):
-        for _ in range(count):
-            started = time.perf_counter()
-            instance(batch)
-            latencies.append((time.perf_counter() - started) * 1000.0)  # list.append is atomic
+        try:
+            for _ in range(count):
+                started = time.perf_counter()
+                instance(batch)
+                latencies.append((time.perf_counter() - started) * 1000.0)  # list.append is atomic
+        except BaseException as error:  # raised in the calling thread below
+            errors.append(error)
 
     if len(instances) == 1:
-        timed_calls(instances[0], calls)
+        for _ in range(calls):
+            started = time.perf_counter()
+            instances[0](batch)
+            latencies.append((time.perf_counter() - started) * 1000.0)
         return warmup_ms, latencies, sum(latencies) / 1000.0
     threads = [threading.Thread(target=timed_calls, args=(instance, calls // len(instances)
                                                           + (index < calls % len(instances))))
@@ -60,6 +68,8 @@ def _forward_latencies(forward, batch, *, calls: int, warmup: int) -> tuple[floa
         thread.start()
     for thread in threads:
         thread.join()
+    if errors:
+        raise errors[0]
     return warmup_ms, latencies, time.perf_counter() - started
 
 

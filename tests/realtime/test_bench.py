@@ -131,3 +131,16 @@ def test_time_model_around_times_the_stages_and_one_at_a_time_around_the_stream(
                                    warmup=1)
     assert tasks == [2, 1] and figures["one_at_a_time"] is None and figures["best_fps"] == figures["fps"]
     assert [event[0] for event in events] == ["one"] * 3 + ["task"] + ["one"] * 3
+
+
+def test_an_engine_error_while_timing_instances_at_once_is_raised():
+    class FailingEngine(RecordingEngine):
+        def __call__(self, batch):
+            if self.name == "stage-1" and sum(name == "stage-1" for name, *_ in self.events) == 3:
+                raise RuntimeError("stage-1 failed at its fourth call")
+            return super().__call__(batch)
+
+        def replicas(self, count):
+            return [FailingEngine(f"stage-{index}", self.events) for index in range(count)]
+    with pytest.raises(RuntimeError, match="stage-1 failed at its fourth call"):
+        time_forward(FailingEngine().replicas(2), np.zeros((1, 8, 8, 3), np.float32), frames=8, warmup=2)
