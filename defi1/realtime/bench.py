@@ -51,26 +51,24 @@ def _forward_latencies(forward, batch, *, calls: int, warmup: int) -> tuple[floa
                 started = time.perf_counter()
                 instance(batch)
                 latencies.append((time.perf_counter() - started) * 1000.0)  # list.append is atomic
-        except BaseException as error:  # raised in the calling thread below
+        except BaseException as error:  # raised below, in the calling thread
             errors.append(error)
 
-    if len(instances) == 1:
-        for _ in range(calls):
-            started = time.perf_counter()
-            instances[0](batch)
-            latencies.append((time.perf_counter() - started) * 1000.0)
-        return warmup_ms, latencies, sum(latencies) / 1000.0
-    threads = [threading.Thread(target=timed_calls, args=(instance, calls // len(instances)
-                                                          + (index < calls % len(instances))))
-               for index, instance in enumerate(instances)]
     started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    if len(instances) == 1:
+        timed_calls(instances[0], calls)
+    else:
+        threads = [threading.Thread(target=timed_calls, args=(instance, calls // len(instances)
+                                                              + (index < calls % len(instances))))
+                   for index, instance in enumerate(instances)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    wall_seconds = time.perf_counter() - started
     if errors:
         raise errors[0]
-    return warmup_ms, latencies, time.perf_counter() - started
+    return warmup_ms, latencies, sum(latencies) / 1000.0 if len(instances) == 1 else wall_seconds
 
 
 def _forward_figures(latencies, seconds: float, warmup_ms: float) -> dict:

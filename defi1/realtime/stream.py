@@ -18,8 +18,8 @@ cores), two model stages take alternate frames, each on its own engine instance 
 :func:`defi1.realtime.engines.parallel_forwards`), and the caller's thread puts the results back in frame order.
 On 2 cores, one ONNX Runtime session on both cores synchronises its two threads at every layer; two one-thread
 sessions on alternate frames do not: 58.3 FPS end to end against 51.0 with one stage (Keras: 46.8 against 40.1),
-with a median latency of 52 ms against 39 ms (``benchmarks/RESULTS.md``, Part 3). Real time (drop mode, a camera) keeps one model stage: there the latency
-of each frame counts, and the newest frame is the one to show.
+with a median latency of 52 ms against 39 ms (``benchmarks/RESULTS.md``, Part 3). Real time (drop mode, a camera)
+keeps one model stage: there the latency of each frame counts, and the newest frame is the one to show.
 
 Sinks and the ``on_frame`` callback run in the caller's thread: an exception there (``KeyboardInterrupt`` included)
 stops the pipeline and propagates, after every sink has been closed (a recording keeps its frames). A
@@ -38,6 +38,7 @@ thread pool only added CPU time, taken from the forward pass (:func:`host_opencv
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 import threading
 import time
@@ -58,11 +59,10 @@ class StreamStats:
 
     ``fps_end_to_end`` counts frames from the end of the first one to the end of the last one (the first frame
     pays for compilation and is left out; it is reported as ``first_frame_ms``). ``latency_ms`` is capture to
-    drawn-and-written, per frame; ``model_ms`` the model call alone. ``fps_model`` is ``1000 / mean(model_ms)``.
-    ``frames_unreadable`` counts the frames of a video (images of a folder) skipped because they could not be
-    decoded; ``skipped`` names the skipped images of a folder. ``model_workers`` is the number of model stages that
-    ran (frames in the model at once); ``fps_model`` is then ``model_workers * 1000 / mean(model_ms)``, the rate
-    those stages could sustain together.
+    drawn-and-written, per frame; ``model_ms`` the model call alone. ``model_workers`` is the number of model stages
+    that ran (frames in the model at once), and ``fps_model`` ``model_workers * 1000 / mean(model_ms)``, the rate
+    those stages could sustain together. ``frames_unreadable`` counts the frames of a video (images of a folder)
+    skipped because they could not be decoded; ``skipped`` names the skipped images of a folder.
     """
 
     source: str = ""
@@ -158,7 +158,8 @@ class DetectorStages:
             self.postprocess = lambda raw, prepared: raw
 
     def infer_on(self, forward):
-        """``infer(prepared) -> raw`` running the network on ``forward`` (an instance of this detector's engine)."""
+        """``infer(prepared) -> raw`` running the network on ``forward`` (an instance of this detector's engine; a
+        detector that is not split keeps its own ``detect``)."""
         from defi1.yolo.detector import infer_decoded
 
         if not self.staged:
@@ -196,8 +197,6 @@ def default_model_workers(forward, mode: str) -> int:
     Measured on 2 cores (``benchmarks/RESULTS.md``, Part 3, alternating rounds): two one-thread ONNX Runtime
     sessions on alternate frames gave 58.3 FPS end to end, one two-thread session 51.0 FPS.
     """
-    import os
-
     if mode != "every" or (os.cpu_count() or 1) < 2 or host_opencv_threads(forward) != 1:
         return 1
     return 2
@@ -315,22 +314,25 @@ class _Worker:
         self.outputs.put(_END, self.stop)
 
 
-def _numbered(function):
-    """``function`` for a stage that numbers its items: ``frame -> (n, function(frame))`` with ``n`` = 0, 1, 2 ... in
-    the order of the calls (one thread calls it) for the first stage; ``(n, item) -> (n, function(item))`` after it."""
-    counter = itertools.count()
-
-    def numbered(item):
-        if isinstance(item, _Numbered):
-            return _Numbered(item.number, function(item.value))
-        return _Numbered(next(counter), function(item))
-    return numbered
-
-
 @dataclass(frozen=True)
 class _Numbered:
+    """A pipeline item with its place in the stream (0, 1, 2 ...), so that stages finishing out of order can be put
+    back in order."""
+
     number: int
     value: object
+
+
+def _numbering(function):
+    """The first stage's ``function``, numbering what it returns in the order of its calls (one thread calls it):
+    ``item -> _Numbered(n, function(item))``."""
+    counter = itertools.count()
+    return lambda item: _Numbered(next(counter), function(item))
+
+
+def _keeping_number(function):
+    """A later stage's ``function``, keeping the item's number: ``_Numbered(n, x) -> _Numbered(n, function(x))``."""
+    return lambda item: _Numbered(item.number, function(item.value))
 
 
 class _InOrder:
@@ -349,13 +351,13 @@ class _InOrder:
                 return _EMPTY
             if item is _END:
                 self.ended += 1
-                if self.ended == len(self.model_stages) or any(stage.error is not None for stage in self.model_stages):
+                failed = any(stage.error is not None for stage in self.model_stages)
+                if failed or self.ended == len(self.model_stages):
                     return _END
                 continue
             self.pending[item.number] = item.value
         self.expected += 1
         return self.pending.pop(self.expected - 1)
-
 
 
 def run_stream(source, detector, *, sinks=(), on_frame=None, max_frames: int | None = None, mode: str | None = None,
@@ -428,11 +430,10 @@ def run_stream(source, detector, *, sinks=(), on_frame=None, max_frames: int | N
 
         if pipeline:
             prepared_slot, raw_slot = _Slot(), _Slot()
-            workers = [_Worker("preprocess", _numbered(preprocess), next_frame, prepared_slot, stop)]
-            for index, instance in enumerate(forwards):
-                infer = stages.infer if len(forwards) == 1 else stages.infer_on(instance)
-                workers.append(_Worker(f"model-{index}", _numbered(timed(infer)), prepared_slot.get, raw_slot, stop,
-                                       on_demand=False, shared_inputs=prepared_slot if len(forwards) > 1 else None))
+            workers = [_Worker("preprocess", _numbering(preprocess), next_frame, prepared_slot, stop)]
+            for index, instance in enumerate(forwards):  # each model stage on its own engine instance
+                workers.append(_Worker(f"model-{index}", _keeping_number(timed(stages.infer_on(instance))),
+                                       prepared_slot.get, raw_slot, stop, on_demand=False, shared_inputs=prepared_slot))
             for worker in workers:
                 worker.thread.start()
             next_result = _InOrder(raw_slot.get, workers[1:]).next
